@@ -1,0 +1,68 @@
+# Tollgate developer entry points. `make help` lists them.
+# Two commands set up everything on a fresh Debian machine: `make demo` and `make test`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast bench demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) prometheus ## venv with pinned Python deps, and Debian's prometheus when missing
+
+prometheus: ## install Prometheus and promtool from Debian if they are missing
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \
+	  echo "prometheus: $$(prometheus --version 2>&1 | head -1)"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+check: lint typecheck layers crd-drift ## ruff, mypy --strict, import-linter, CRD drift
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/mypy tests bench
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+crd-drift: $(STAMP) ## fail when crds/ differ from what the API models generate
+	$(BIN)/tollgate crds --check --out crds
+
+crds: $(STAMP) ## regenerate crds/ from the API models
+	$(BIN)/tollgate crds --out crds
+
+test: install ## everything installed, every test run
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the tests that need no external component
+	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
+
+bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
+	$(BIN)/python -m bench.engine_decide
+
+demo: $(STAMP) ## see Tollgate run end to end on an embedded setup (no cluster needed)
+	$(BIN)/tollgate demo
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

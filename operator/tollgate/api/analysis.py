@@ -1,0 +1,138 @@
+"""How a rollout advances: the step plan, the analysis cadence and the limits that end it."""
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+
+from tollgate.api.base import ApiModel, cel
+from tollgate.api.durations import Duration
+
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+DEFAULT_MAX_WEIGHT = 50
+
+
+class NoDataPolicy(StrEnum):
+    """What an analysis with too little data means. It never means "pass"."""
+
+    HOLD = "Hold"
+    FAIL = "Fail"
+
+
+class ErrorPolicy(StrEnum):
+    """What to do once a metric provider has failed consecutiveErrorLimit times in a row."""
+
+    ROLLBACK = "Rollback"
+    HOLD = "Hold"
+
+
+class StepPause(ApiModel):
+    """A hold after the step at ``weight`` passed its analysis: timed, or until resumed."""
+
+    weight: Percent = Field(description="Canary weight (percent) of the step to pause after.")
+    duration: Duration | None = Field(
+        default=None,
+        description="How long to hold; analysis keeps running and can still roll back. "
+        "Without a duration the rollout waits for 'kubectl tollgate resume'.",
+    )
+
+
+class AnalysisSpec(ApiModel):
+    """The step plan and the analysis that gates every step."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.maxWeight) || self.stepWeight <= self.maxWeight",
+                    "stepWeight must not exceed maxWeight",
+                ),
+                cel(
+                    "!has(self.stepWeights) || !has(self.maxWeight) || "
+                    "self.stepWeights.all(w, w <= self.maxWeight)",
+                    "every stepWeights entry must be at most maxWeight",
+                ),
+                cel(
+                    "duration(self.progressDeadline) > duration(self.interval)",
+                    "progressDeadline must be longer than interval",
+                ),
+            ]
+        }
+    )
+
+    interval: Duration = Field(
+        default="30s",
+        description="How often the analysis is evaluated; each step lasts at least one interval.",
+    )
+    step_weight: Percent = Field(
+        default=5,
+        description="Percent of traffic added at each step when stepWeights is not given.",
+    )
+    max_weight: Percent | None = Field(
+        default=None,
+        description="Highest canary weight (percent) before promotion. Defaults to "
+        f"{DEFAULT_MAX_WEIGHT} with stepWeight, or to the last of stepWeights.",
+    )
+    step_weights: list[Percent] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Explicit canary weights (percent), strictly increasing; overrides stepWeight.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "x-kubernetes-validations": [
+                cel("self.isSorted()", "stepWeights must be strictly increasing"),
+            ],
+        },
+    )
+    pauses: list[StepPause] | None = Field(
+        default=None,
+        max_length=100,
+        description="Holds after chosen steps, each at a weight that is on the step plan.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["weight"],
+        },
+    )
+    analyses_per_step: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Passing analyses needed at each step before the weight goes up.",
+    )
+    failure_limit: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Failed analyses tolerated during a rollout; one more rolls back.",
+    )
+    consecutive_error_limit: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description="Consecutive analyses whose metric provider failed before "
+        "onConsecutiveErrors applies.",
+    )
+    on_consecutive_errors: ErrorPolicy = Field(
+        default=ErrorPolicy.ROLLBACK,
+        description="Rollback, or Hold the current weight, once consecutiveErrorLimit is passed. "
+        "A provider error never counts as a pass.",
+    )
+    min_samples: int = Field(
+        default=50,
+        ge=0,
+        le=10_000_000,
+        description="Requests each version must have served in an analysis window for a verdict; "
+        "fewer make the check Inconclusive.",
+    )
+    no_data: NoDataPolicy = Field(
+        default=NoDataPolicy.HOLD,
+        description="Default for checks without data: Hold (wait; the progress deadline still "
+        "applies) or Fail (count a failed analysis). No data never promotes.",
+    )
+    progress_deadline: Duration = Field(
+        default="10m",
+        description="Longest a step may wait for readiness, data or gates before the rollout is "
+        "rolled back (time in a requested pause does not count).",
+    )

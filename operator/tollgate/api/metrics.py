@@ -1,0 +1,78 @@
+"""Where metrics come from and how the two versions are told apart in them."""
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from tollgate.api.base import ApiModel
+from tollgate.api.durations import Duration
+
+PROMETHEUS_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+MetricName = Annotated[str, Field(pattern=PROMETHEUS_NAME_PATTERN, max_length=200)]
+LabelName = Annotated[str, Field(pattern=LABEL_NAME_PATTERN, max_length=100)]
+
+
+class MetricPreset(StrEnum):
+    """Families of metric names the built-in checks know."""
+
+    PROMETHEUS = "prometheus"
+    VLLM = "vllm"
+    OTEL_GENAI = "otel-genai"
+
+
+class MetricNames(ApiModel):
+    """Overrides of the preset's metric names; unset ones keep the preset's."""
+
+    request_duration: MetricName | None = Field(
+        default=None, description="Histogram of request duration in seconds."
+    )
+    requests: MetricName | None = Field(default=None, description="Counter of requests.")
+    errors: MetricName | None = Field(default=None, description="Counter of failed requests.")
+    ttft: MetricName | None = Field(
+        default=None, description="Histogram of time to first token in seconds."
+    )
+    input_tokens: MetricName | None = Field(default=None, description="Counter of input tokens.")
+    output_tokens: MetricName | None = Field(default=None, description="Counter of output tokens.")
+
+
+class PrometheusSource(ApiModel):
+    """A Prometheus-compatible query endpoint."""
+
+    address: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
+        default=None,
+        description="Base URL of the Prometheus HTTP API; defaults to the operator's setting.",
+    )
+    timeout: Duration = Field(default="5s", description="Timeout of one query.")
+
+
+class MetricsSpec(ApiModel):
+    """Metric source, names and the label that tells the versions apart."""
+
+    prometheus: PrometheusSource = Field(
+        default_factory=PrometheusSource,
+        json_schema_extra={"default": {}},
+        description="The Prometheus to query.",
+    )
+    preset: MetricPreset = Field(
+        default=MetricPreset.PROMETHEUS,
+        description="Metric name family: plain Prometheus histograms, vLLM, or OpenTelemetry "
+        "GenAI semantic-convention names.",
+    )
+    names: MetricNames | None = Field(default=None, description="Overrides of the preset's names.")
+    version_label: LabelName | None = Field(
+        default=None,
+        description="Label whose value tells the versions apart (default 'track' with values "
+        "'canary'/'primary' for a Canary, 'prompt_version' with version names for a "
+        "PromptRelease).",
+    )
+    namespace_label: LabelName = Field(
+        default="namespace", description="Label holding the Kubernetes namespace."
+    )
+    selector: dict[LabelName, Annotated[str, Field(max_length=1024)]] | None = Field(
+        default=None,
+        max_length=16,
+        description="Extra label equality matchers added to every built-in query.",
+    )

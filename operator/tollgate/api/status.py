@@ -1,0 +1,171 @@
+"""Observed state shared by both kinds: phase, weight, conditions and the evidence behind them.
+
+Status is the operator's only memory: a restarted operator resumes a rollout from it, so every
+counter and timestamp the engine needs lives here, not in process memory.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+HISTORY_LIMIT = 20
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+Reason = Annotated[str, Field(pattern=REASON_PATTERN, max_length=1024)]
+Message = Annotated[str, Field(max_length=32768)]
+
+
+class Phase(StrEnum):
+    """Where a rollout is. Succeeded and RolledBack are terminal until a new revision."""
+
+    INITIALIZING = "Initializing"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    SUCCEEDED = "Succeeded"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK})
+
+
+class Verdict(StrEnum):
+    """What one check concluded. Only Pass ever moves a rollout forward."""
+
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class ConditionStatus(StrEnum):
+    """Kubernetes condition status."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class StatusModel(BaseModel):
+    """Status models: camelCase, frozen, tolerant of fields written by newer versions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class Condition(StatusModel):
+    """A Kubernetes condition in the kstatus form Flux and Argo CD read."""
+
+    type: Annotated[str, Field(max_length=316)] = Field(
+        description="Ready, Reconciling, Stalled, Promoted or RolledBack."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: Reason = Field(description="CamelCase reason, for machines.")
+    message: Message = Field(default="", description="What happened, for people.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int | None = Field(
+        default=None, description="Spec generation this condition was computed from."
+    )
+
+
+class CheckStatus(StatusModel):
+    """The last verdict of one check, with the evidence behind it."""
+
+    name: Annotated[str, Field(max_length=100)] = Field(description="Check name.")
+    verdict: Verdict = Field(description="Pass, Fail, Inconclusive or Error.")
+    query: Annotated[str, Field(max_length=8192)] | None = Field(
+        default=None, description="The resolved query that produced the values."
+    )
+    canary_value: float | None = Field(default=None, description="Value for the new version.")
+    stable_value: float | None = Field(default=None, description="Value for the stable version.")
+    threshold: Annotated[str, Field(max_length=1024)] = Field(
+        default="", description="The limit the value was judged against."
+    )
+    canary_samples: int = Field(default=0, description="Requests behind the canary value.")
+    stable_samples: int = Field(default=0, description="Requests behind the stable value.")
+    message: Message = Field(default="", description="Why this verdict.")
+
+
+class HistoryEntry(StatusModel):
+    """One decision that changed the phase or the weight."""
+
+    time: datetime = Field(description="When it was decided.")
+    phase: "Phase" = Field(description="Phase after the decision.")
+    weight: int = Field(description="Canary weight after the decision.")
+    step: int = Field(description="Step after the decision.")
+    reason: Reason = Field(description="CamelCase reason.")
+    message: Message = Field(default="", description="Why.")
+
+
+class RolloutStatus(StatusModel):
+    """Observed state of a Canary or PromptRelease."""
+
+    phase: Phase | None = Field(default=None, description="Current phase.")
+    reason: Reason | None = Field(default=None, description="Reason of the last transition.")
+    message: Message | None = Field(default=None, description="Explanation of the phase.")
+    canary_weight: int = Field(
+        default=0, ge=0, le=100, description="Percent of traffic the new version should get."
+    )
+    current_step: int = Field(
+        default=0, ge=0, description="Steps reached: 0 before traffic, n at the n-th weight."
+    )
+    total_steps: int = Field(default=0, ge=0, description="Steps in the plan.")
+    revision: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Revision under analysis (or last analysed)."
+    )
+    stable_revision: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Revision serving as stable."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="Spec generation last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready, Reconciling, Stalled, Promoted, RolledBack.",
+    )
+    checks: list[CheckStatus] = Field(
+        default_factory=list, max_length=32, description="Last verdict of every check."
+    )
+    failed_analyses: int = Field(default=0, ge=0, description="Failed analyses in this rollout.")
+    consecutive_errors: int = Field(
+        default=0, ge=0, description="Analyses in a row whose metric provider failed."
+    )
+    step_passed_analyses: int = Field(
+        default=0, ge=0, description="Passing analyses at the current step."
+    )
+    rollout_started_at: datetime | None = Field(
+        default=None, description="When the current revision's rollout began."
+    )
+    step_started_at: datetime | None = Field(
+        default=None,
+        description="When the current step began (restarted on resume); the progress deadline "
+        "counts from here.",
+    )
+    step_completed_at: datetime | None = Field(
+        default=None, description="When the current step passed its analyses."
+    )
+    last_analysis_at: datetime | None = Field(
+        default=None, description="When an analysis was last counted."
+    )
+    paused_by_user: bool = Field(
+        default=False, description="True after a pause request, until resumed."
+    )
+    approved_gates: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="The gate stage a resume has approved (stage@step)."
+    )
+    pending_gates: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list, max_length=20, description="Gates the rollout is waiting on."
+    )
+    last_intent: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Identifier of the last handled user request."
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=f"The last {HISTORY_LIMIT} decisions that changed phase or weight.",
+    )

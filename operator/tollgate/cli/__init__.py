@@ -1,0 +1,1 @@
+"""The ``tollgate`` command (also installed as the kubectl plugin ``kubectl-tollgate``)."""

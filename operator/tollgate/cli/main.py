@@ -1,0 +1,133 @@
+"""Entry point of ``tollgate`` / ``kubectl tollgate``.
+
+Today: ``crds`` (write or check the generated CRDs), ``validate`` (check Canary and
+PromptRelease manifests offline with the operator's own rules, e.g. in a GitOps pipeline) and
+``version``. Commands that talk to a cluster arrive with the operator runtime.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tollgate import __version__
+from tollgate.api import API_VERSION
+from tollgate.api.canary import CanarySpec
+from tollgate.api.crds import generated_files
+from tollgate.api.promptrelease import PromptReleaseSpec
+from tollgate.api.validation import SpecProblem, parse
+
+KINDS: dict[str, type[CanarySpec] | type[PromptReleaseSpec]] = {
+    "Canary": CanarySpec,
+    "PromptRelease": PromptReleaseSpec,
+}
+
+
+def _crds(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    files = generated_files()
+    if args.check:
+        drifted = [
+            name
+            for name, text in files.items()
+            if not (out / name).exists() or (out / name).read_text() != text
+        ]
+        extra = (
+            sorted(p.name for p in out.glob("*.yaml") if p.name not in files)
+            if out.exists()
+            else []
+        )
+        for name in drifted:
+            print(f"{out / name}: differs from the models; run `make crds`", file=sys.stderr)
+        for name in extra:
+            print(f"{out / name}: not generated from the models", file=sys.stderr)
+        return 1 if drifted or extra else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+        print(f"wrote {out / name}")
+    return 0
+
+
+def validate_document(doc: Any) -> tuple[str, list[SpecProblem]]:
+    """Validate one manifest; returns a label for it and its problems."""
+    if not isinstance(doc, dict):
+        return "document", [SpecProblem("", "not a Kubernetes object")]
+    kind = doc.get("kind")
+    name = (doc.get("metadata") or {}).get("name", "?")
+    label = f"{kind}/{name}"
+    if doc.get("apiVersion") != API_VERSION or kind not in KINDS:
+        return label, []  # not ours: other objects may share the file
+    _, problems = parse(KINDS[kind], doc.get("spec"))
+    return label, problems
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = 0
+    checked = 0
+    for file in args.files:
+        try:
+            docs = list(yaml.safe_load_all(Path(file).read_text()))
+        except (OSError, yaml.YAMLError) as exc:
+            print(f"{file}: cannot read: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        for doc in docs:
+            if doc is None:
+                continue
+            label, problems = validate_document(doc)
+            if isinstance(doc, dict) and doc.get("kind") in KINDS:
+                checked += 1
+            for problem in problems:
+                print(f"{file}: {label}: {problem}", file=sys.stderr)
+            failed += bool(problems)
+    print(f"{checked} Tollgate object(s) checked, {failed} invalid")
+    return 1 if failed else 0
+
+
+def _demo(_: argparse.Namespace) -> int:
+    print(
+        "tollgate demo will run a whole rollout on an embedded setup (a Kubernetes API test\n"
+        "server, a real Prometheus, simulated traffic): a healthy release promoted in 5% steps,\n"
+        "then a bad one rolled back on its own. It is not built yet: it arrives with the\n"
+        "operator runtime.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"tollgate {__version__} ({API_VERSION})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="tollgate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
+    crds.add_argument("--out", default="crds", help="directory (default: crds)")
+    crds.add_argument("--check", action="store_true", help="fail if the directory has drifted")
+    crds.set_defaults(func=_crds)
+    validate = sub.add_parser("validate", help="check Canary/PromptRelease manifests offline")
+    validate.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
+    validate.set_defaults(func=_validate)
+    demo = sub.add_parser("demo", help="run an end-to-end demo (not built yet)")
+    demo.set_defaults(func=_demo)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,504 @@
+"""The decision core shared by Canary and PromptRelease.
+
+``decide(spec, status, observations, now)`` walks one tick of the rollout state machine:
+
+    Initializing -> Succeeded (stable adopted)
+    Succeeded/RolledBack --new revision--> Progressing (step 0, no traffic)
+    Progressing: canary ready -> BeforeRollout gates -> step 1 ... step n, each step judged by
+        analysesPerStep passing analyses, optional pauses and BeforeStep gates in between
+    last step passed -> BeforePromotion gates -> Promoting -> Succeeded
+    failures over failureLimit, provider errors over the limit, deadline, abort -> RollingBack
+        (weight 0 in the same decision) -> RolledBack once the router reads back 0
+
+Safety rules that hold in every path: only a Pass moves the weight up; missing data, thin data
+and provider errors never do; a rollback writes weight 0 in the very decision that starts it;
+a terminal phase stays put until a new revision or a retry; a new revision mid-rollout starts
+again from step 0. Analysis keeps running while paused or waiting at a gate, so a breach there
+still rolls back.
+"""
+
+from datetime import datetime, timedelta
+
+from tollgate.api.analysis import ErrorPolicy
+from tollgate.api.durations import seconds
+from tollgate.api.gates import GateStage, GateType
+from tollgate.api.intents import Intent, IntentKind
+from tollgate.api.rollout import RolloutSpec
+from tollgate.api.status import (
+    HISTORY_LIMIT,
+    TERMINAL_PHASES,
+    HistoryEntry,
+    Phase,
+    RolloutStatus,
+    Verdict,
+)
+from tollgate.engine.checks import judge_all, outcome, rules_for
+from tollgate.engine.conditions import conditions_for
+from tollgate.engine.decision import (
+    Action,
+    Decision,
+    EventKind,
+    Notify,
+    Promote,
+    Rollback,
+    SetWeight,
+)
+from tollgate.engine.observations import GateState, Observations
+from tollgate.engine.plan import StepPlan, plan_for
+
+ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
+SETTLING_REQUEUE = 5.0
+
+
+def decide(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    now: datetime,
+    generation: int | None = None,
+) -> Decision:
+    """Decide one tick. Pure: the same arguments always give the same Decision."""
+    return _Tick(spec, status, observations, now, generation).run()
+
+
+class _Tick:
+    """The working state of one decision; discarded afterwards."""
+
+    def __init__(
+        self,
+        spec: RolloutSpec,
+        status: RolloutStatus,
+        obs: Observations,
+        now: datetime,
+        generation: int | None,
+    ) -> None:
+        self.spec = spec
+        self.before = status
+        self.st = status
+        self.obs = obs
+        self.now = now
+        self.generation = generation
+        self.plan: StepPlan = plan_for(spec.analysis)
+        self.interval = seconds(spec.analysis.interval)
+        self.deadline = seconds(spec.analysis.progress_deadline)
+        self.actions: list[Action] = []
+        self.reason = status.reason or ""
+        self.message = status.message or ""
+        self.intent: Intent | None = None
+
+    # -- small helpers ---------------------------------------------------------------------
+
+    def set(self, **changes: object) -> None:
+        self.st = self.st.model_copy(update=changes)
+
+    @property
+    def phase(self) -> Phase:
+        return self.st.phase or Phase.INITIALIZING
+
+    def transition(self, phase: Phase, reason: str, message: str) -> None:
+        self.reason, self.message = reason, message
+        self.set(phase=phase, reason=reason, message=message)
+
+    def note(self, reason: str, message: str) -> None:
+        """Explain a hold without changing phase."""
+        self.reason, self.message = reason, message
+        self.set(reason=reason, message=message)
+
+    def note_progress(self, reason: str, message: str) -> None:
+        """Explain an analysis outcome; a pause keeps its own reason (the checks say the rest)."""
+        if self.phase is Phase.PROGRESSING:
+            self.note(reason, message)
+
+    def set_weight(self, weight: int) -> None:
+        self.set(canary_weight=weight)
+        self.actions.append(SetWeight(weight))
+
+    def notify(self, event: EventKind, reason: str, message: str, warning: bool = False) -> None:
+        self.actions.append(Notify(event, reason, message, warning))
+
+    def take_intent(self, *kinds: IntentKind) -> IntentKind | None:
+        """Consume the pending intent if it is one of ``kinds``."""
+        if self.intent is not None and self.intent.kind in kinds:
+            kind = self.intent.kind
+            self.intent = None
+            return kind
+        return None
+
+    def elapsed(self, since: datetime | None) -> float:
+        return (self.now - since).total_seconds() if since is not None else 0.0
+
+    # -- the tick --------------------------------------------------------------------------
+
+    def run(self) -> Decision:
+        intent = self.obs.intent
+        if intent is not None and intent.id != self.st.last_intent:
+            self.intent = intent
+            self.set(last_intent=intent.id)
+        if self.spec.suspend:
+            if self.phase in ACTIVE_PHASES and self.take_intent(IntentKind.ABORT):
+                self.rollback("Aborted", "rollback requested by a user while suspended")
+            elif self.reason != "Suspended":
+                self.note("Suspended", "spec.suspend is true: the rollout is frozen where it is")
+            return self.finish()
+
+        if self.phase is Phase.INITIALIZING:
+            self.initialize()
+        if self.phase in TERMINAL_PHASES:
+            self.idle()
+        elif self.phase in ACTIVE_PHASES:
+            self.follow_revision()
+        if self.phase in ACTIVE_PHASES:
+            self.progress()
+        elif self.phase is Phase.PROMOTING:
+            self.promoting()
+        elif self.phase is Phase.ROLLING_BACK:
+            self.rolling_back()
+        return self.finish()
+
+    def initialize(self) -> None:
+        stable = self.obs.stable_revision
+        if stable is None:
+            self.note("Initializing", "waiting for the stable version to exist")
+            return
+        self.set(stable_revision=stable, revision=stable, total_steps=len(self.plan.weights))
+        self.transition(
+            Phase.SUCCEEDED, "Initialized", f"stable revision {stable} serves all traffic"
+        )
+
+    def idle(self) -> None:
+        """Succeeded or RolledBack: wait for a new revision (or a retry)."""
+        rev = self.obs.revision
+        if rev is None:
+            return
+        retry = self.take_intent(IntentKind.RETRY)
+        if rev == self.st.stable_revision:
+            if self.phase is Phase.ROLLED_BACK and rev != self.st.revision:
+                self.set(revision=rev)
+                self.transition(
+                    Phase.SUCCEEDED, "RevertedToStable", f"target is back on stable revision {rev}"
+                )
+            return
+        if rev != self.st.revision:
+            self.start_rollout(rev, "NewRevision", f"new revision {rev} detected")
+        elif retry is not None and self.phase is Phase.ROLLED_BACK:
+            self.start_rollout(rev, "Retry", f"retrying revision {rev} on request")
+
+    def follow_revision(self) -> None:
+        """A rollout in flight whose target changed: revert, or start over from step 0."""
+        rev = self.obs.revision
+        if rev is None or rev == self.st.revision:
+            return
+        if rev == self.st.stable_revision:
+            if self.st.canary_weight != 0:
+                self.set_weight(0)
+            self.set(revision=rev, pending_gates=[])
+            self.transition(
+                Phase.SUCCEEDED, "RevertedToStable", f"target is back on stable revision {rev}"
+            )
+            return
+        self.start_rollout(
+            rev,
+            "NewRevision",
+            f"revision {rev} replaced {self.st.revision} mid-rollout; starting again from step 0",
+        )
+
+    def start_rollout(self, rev: str, reason: str, message: str) -> None:
+        if self.st.canary_weight != 0:
+            self.set_weight(0)
+        self.set(
+            revision=rev,
+            current_step=0,
+            total_steps=len(self.plan.weights),
+            failed_analyses=0,
+            consecutive_errors=0,
+            step_passed_analyses=0,
+            rollout_started_at=self.now,
+            step_started_at=self.now,
+            step_completed_at=None,
+            last_analysis_at=None,
+            paused_by_user=False,
+            approved_gates=None,
+            pending_gates=[],
+            checks=[],
+        )
+        self.transition(Phase.PROGRESSING, reason, message)
+        self.notify(EventKind.STARTED, reason, message)
+
+    # -- progressing -------------------------------------------------------------------------
+
+    def progress(self) -> None:
+        if self.take_intent(IntentKind.ABORT):
+            self.rollback("Aborted", "rollback requested by a user")
+            return
+        if self.take_intent(IntentKind.PROMOTE):
+            self.promote("ManualPromotion", "promotion requested by a user")
+            return
+        if self.take_intent(IntentKind.PAUSE):
+            self.set(paused_by_user=True)
+            self.pause("PausedByUser", "paused on request")
+        if self.phase is Phase.PAUSED and self.take_intent(IntentKind.RESUME):
+            self.set(
+                paused_by_user=False,
+                approved_gates=str(self.st.current_step),
+                step_started_at=self.now,
+            )
+            self.transition(Phase.PROGRESSING, "Resumed", "resumed on request")
+
+        self.analyse()
+        if self.phase not in ACTIVE_PHASES or self.st.paused_by_user:
+            return
+        if self.st.current_step == 0:
+            self.begin_traffic()
+        else:
+            self.advance()
+        if self.phase is Phase.PROGRESSING:
+            self.check_deadline()
+
+    def analysis_due(self) -> bool:
+        if self.st.current_step == 0 or self.st.step_started_at is None:
+            return False
+        base = self.st.step_started_at
+        if self.st.last_analysis_at is not None and self.st.last_analysis_at > base:
+            base = self.st.last_analysis_at
+        slack = min(1.0, 0.05 * self.interval)
+        return self.elapsed(base) >= self.interval - slack
+
+    def analyse(self) -> None:
+        """Count this tick's analysis, if one is due and was taken."""
+        if self.spec.skip_analysis or self.obs.metrics is None or not self.analysis_due():
+            return
+        rules = rules_for(self.spec)
+        results = judge_all(rules, self.obs.metrics, self.spec.analysis.min_samples)
+        verdict = outcome(rules, results)
+        self.set(checks=list(results), last_analysis_at=self.now)
+        limits = self.spec.analysis
+        failing = ", ".join(r.name for r in results if r.verdict is not Verdict.PASS)
+        if verdict is Verdict.FAIL:
+            failed = self.st.failed_analyses + 1
+            self.set(failed_analyses=failed, consecutive_errors=0, step_passed_analyses=0)
+            detail = "; ".join(
+                f"{r.name}: {r.message}" for r in results if r.verdict is not Verdict.PASS
+            )
+            if failed > limits.failure_limit:
+                self.rollback("AnalysisFailed", f"analysis failed ({detail})")
+            else:
+                self.note_progress(
+                    "AnalysisFailed",
+                    f"analysis failed {failed} of {limits.failure_limit + 1} allowed ({detail})",
+                )
+        elif verdict is Verdict.ERROR:
+            errors = self.st.consecutive_errors + 1
+            self.set(consecutive_errors=errors)
+            if errors > limits.consecutive_error_limit:
+                if limits.on_consecutive_errors is ErrorPolicy.ROLLBACK:
+                    self.rollback(
+                        "MetricsUnavailable",
+                        f"metric provider failed {errors} analyses in a row ({failing})",
+                    )
+                    return
+                self.note_progress(
+                    "MetricsUnavailable",
+                    f"metric provider failed {errors} analyses in a row ({failing}); holding",
+                )
+            else:
+                self.note_progress("MetricsError", f"metric provider error ({failing}); holding")
+        elif verdict is Verdict.INCONCLUSIVE:
+            self.set(consecutive_errors=0)
+            self.note_progress(
+                "WaitingForData", f"not enough data to judge ({failing or 'no checks'})"
+            )
+        else:
+            self.set(consecutive_errors=0, step_passed_analyses=self.st.step_passed_analyses + 1)
+            self.note_progress(
+                "AnalysisPassed", f"all checks passed at weight {self.st.canary_weight}%"
+            )
+
+    def begin_traffic(self) -> None:
+        if not self.obs.target_ready:
+            self.note("WaitingForCanary", "waiting for the new version to become ready")
+            return
+        if not self.gates_open(GateStage.BEFORE_ROLLOUT):
+            return
+        self.step_to(1)
+
+    def step_complete(self) -> bool:
+        if self.spec.skip_analysis:
+            return self.elapsed(self.st.step_started_at) >= self.interval
+        return self.st.step_passed_analyses >= self.spec.analysis.analyses_per_step
+
+    def advance(self) -> None:
+        if not self.step_complete():
+            return
+        if self.st.step_completed_at is None:
+            self.set(step_completed_at=self.now)
+        weight = self.st.canary_weight
+        if self.plan.has_pause(weight) and not self.approved():
+            pause = self.plan.pauses[weight]
+            if pause is None:
+                self.pause("PausedAtStep", f"paused at {weight}% until resumed")
+                return
+            if self.elapsed(self.st.step_completed_at) < pause:
+                self.note("StepPause", f"holding at {weight}% for {pause:g}s")
+                return
+        last = self.st.current_step >= len(self.plan.weights)
+        if not self.gates_open(GateStage.BEFORE_PROMOTION if last else GateStage.BEFORE_STEP):
+            return
+        if last:
+            self.promote("AnalysisPassed", f"every step passed up to {weight}%")
+        else:
+            self.step_to(self.st.current_step + 1)
+
+    def approved(self) -> bool:
+        return self.st.approved_gates == str(self.st.current_step)
+
+    def gates_open(self, stage: GateStage) -> bool:
+        gates = [g for g in self.spec.gates or () if g.stage is stage]
+        manual_ok = self.approved()
+        waiting = [
+            g.name
+            for g in gates
+            if not (
+                manual_ok
+                if g.type is GateType.MANUAL
+                else self.obs.gates.get(g.name) is GateState.OPEN
+            )
+        ]
+        self.set(pending_gates=waiting)
+        if not waiting:
+            return True
+        manual = [g.name for g in gates if g.type is GateType.MANUAL and g.name in waiting]
+        if manual:
+            self.pause(
+                "AwaitingApproval", f"waiting for approval of {', '.join(manual)} ({stage.value})"
+            )
+        else:
+            self.note("WaitingForGate", f"waiting for gates {', '.join(waiting)} ({stage.value})")
+        return False
+
+    def pause(self, reason: str, message: str) -> None:
+        """Wait for a person; notify only when the pause begins."""
+        if self.phase is not Phase.PAUSED or self.reason != reason:
+            self.notify(EventKind.PAUSED, reason, message)
+        self.transition(Phase.PAUSED, reason, message)
+
+    def step_to(self, step: int) -> None:
+        weight = self.plan.weight_at(step)
+        self.set(
+            current_step=step,
+            step_started_at=self.now,
+            step_completed_at=None,
+            step_passed_analyses=0,
+            approved_gates=None,
+            pending_gates=[],
+        )
+        self.set_weight(weight)
+        message = f"step {step}/{len(self.plan.weights)}: {weight}% of traffic on the new version"
+        self.transition(Phase.PROGRESSING, "StepUp", message)
+        self.notify(EventKind.STEP, "StepUp", message)
+
+    def check_deadline(self) -> None:
+        budget = self.deadline
+        pause = self.plan.pauses.get(self.st.canary_weight)
+        if pause is not None:
+            budget += pause
+        if self.elapsed(self.st.step_started_at) > budget:
+            self.rollback(
+                "ProgressDeadlineExceeded",
+                f"no progress for {self.elapsed(self.st.step_started_at):g}s "
+                f"(deadline {self.spec.analysis.progress_deadline}); last: {self.message}",
+            )
+
+    # -- endings ------------------------------------------------------------------------------
+
+    def rollback(self, reason: str, message: str) -> None:
+        self.set_weight(0)
+        self.set(pending_gates=[], paused_by_user=False)
+        self.transition(Phase.ROLLING_BACK, reason, message)
+        self.actions.append(Rollback(self.st.revision or "", reason))
+        self.notify(EventKind.ROLLING_BACK, reason, message, warning=True)
+        self.rolling_back()
+
+    def rolling_back(self) -> None:
+        if self.obs.weight == 0:
+            self.transition(Phase.ROLLED_BACK, self.reason, self.message)
+            self.notify(EventKind.ROLLED_BACK, self.reason, self.message, warning=True)
+        elif not any(isinstance(a, SetWeight) for a in self.actions):
+            self.set_weight(0)
+
+    def promote(self, reason: str, message: str) -> None:
+        self.set(pending_gates=[], paused_by_user=False)
+        self.transition(Phase.PROMOTING, reason, message)
+        self.notify(EventKind.PROMOTING, reason, message)
+        self.promoting()
+
+    def promoting(self) -> None:
+        rev = self.st.revision or ""
+        if self.obs.stable_revision == rev:
+            if self.st.canary_weight != 0:
+                self.set_weight(0)
+            self.set(stable_revision=rev)
+            message = f"revision {rev} is now stable"
+            self.transition(Phase.SUCCEEDED, "Promoted", message)
+            self.notify(EventKind.PROMOTED, "Promoted", message)
+        else:
+            self.actions.append(Promote(rev))
+
+    # -- result -------------------------------------------------------------------------------
+
+    def reassert_weight(self) -> None:
+        """Heal drift: the router disagrees with the weight status says we set."""
+        seen = self.obs.weight
+        if (
+            seen is not None
+            and not self.spec.suspend
+            and seen != self.st.canary_weight
+            and self.phase is not Phase.INITIALIZING
+            and not any(isinstance(a, SetWeight) for a in self.actions)
+        ):
+            self.actions.append(SetWeight(self.st.canary_weight))
+
+    def record_history(self) -> None:
+        b, a = self.before, self.st
+        if (b.phase, b.canary_weight, b.current_step) == (a.phase, a.canary_weight, a.current_step):
+            return
+        entry = HistoryEntry(
+            time=self.now,
+            phase=self.phase,
+            weight=a.canary_weight,
+            step=a.current_step,
+            reason=self.reason or self.phase.value,
+            message=self.message,
+        )
+        self.set(history=[*a.history, entry][-HISTORY_LIMIT:])
+
+    def requeue_after(self) -> float | None:
+        if self.phase in TERMINAL_PHASES:
+            return None
+        if self.phase in ACTIVE_PHASES and self.st.step_started_at is not None:
+            base = max(
+                self.st.step_started_at,
+                self.st.last_analysis_at or self.st.step_started_at,
+            )
+            due = base + timedelta(seconds=self.interval)
+            return max(1.0, min(self.interval, (due - self.now).total_seconds()))
+        return min(SETTLING_REQUEUE, self.interval)
+
+    def finish(self) -> Decision:
+        if self.intent is not None:
+            message = (
+                f"request {self.intent.kind.value!r} does not apply in phase {self.phase.value}"
+            )
+            self.notify(EventKind.REQUEST_IGNORED, "RequestIgnored", message, warning=True)
+        self.reassert_weight()
+        self.record_history()
+        self.set(
+            observed_generation=self.generation,
+            conditions=conditions_for(self.st, self.generation, self.now),
+        )
+        return Decision(
+            actions=tuple(self.actions),
+            status=self.st,
+            requeue_after=self.requeue_after(),
+            reason=self.reason or self.phase.value,
+            message=self.message,
+        )

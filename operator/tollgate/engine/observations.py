@@ -1,0 +1,55 @@
+"""What the runtime saw this tick, in plain values: the engine's only view of the world."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tollgate.api.intents import Intent
+
+
+class GateState(StrEnum):
+    """A webhook gate's answer this tick."""
+
+    OPEN = "Open"
+    CLOSED = "Closed"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True)
+class MetricReading:
+    """One check's values for the canary and the stable version over the analysis window.
+
+    ``error`` is set when the provider failed (timeout, HTTP error, bad query result); values
+    are then ignored. ``None`` or NaN values mean no data.
+    """
+
+    check: str
+    canary: float | None = None
+    stable: float | None = None
+    canary_samples: int = 0
+    stable_samples: int = 0
+    query: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Inputs of one decision besides the spec, the status and the time.
+
+    - ``revision``: the candidate's current revision (pod-template hash, or prompt version);
+      None when the target cannot be found.
+    - ``stable_revision``: what the stable track runs now; None until it exists.
+    - ``target_ready``: the candidate's pods can take traffic.
+    - ``weight``: the canary weight read back from the router; None when unknown.
+    - ``metrics``: readings of this tick's analysis; None when none was taken.
+    - ``gates``: answers of the webhook gates asked this tick.
+    - ``intent``: the pending user request, if any.
+    """
+
+    revision: str | None
+    stable_revision: str | None = None
+    target_ready: bool = True
+    weight: int | None = None
+    metrics: tuple[MetricReading, ...] | None = None
+    gates: Mapping[str, GateState] = field(default_factory=dict)
+    intent: Intent | None = None

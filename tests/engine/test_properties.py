@@ -1,0 +1,200 @@
+"""Properties of the decision core, checked on random specs and random tick streams.
+
+Each stream drives the engine through a simulated world (router weight follows SetWeight,
+stable follows Promote) with random time steps, revisions, readiness, metric outcomes,
+user requests, gate answers and router outages.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from tests.engine.sim import World, make_spec
+from tollgate.api.canary import CanarySpec
+from tollgate.api.status import TERMINAL_PHASES, Phase, Verdict
+from tollgate.engine import decide
+from tollgate.engine.decision import Promote, SetWeight
+from tollgate.engine.plan import plan_for
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> CanarySpec:
+    analysis: dict[str, Any] = {
+        "interval": "30s",
+        "analysesPerStep": draw(st.integers(1, 3)),
+        "failureLimit": draw(st.integers(0, 3)),
+        "consecutiveErrorLimit": draw(st.integers(0, 4)),
+        "onConsecutiveErrors": draw(st.sampled_from(["Rollback", "Hold"])),
+        "progressDeadline": draw(st.sampled_from(["5m", "10m"])),
+    }
+    if draw(st.booleans()):
+        weights = sorted(draw(st.sets(st.integers(1, 100), min_size=1, max_size=6)))
+        analysis["stepWeights"] = weights
+        plan = weights
+    else:
+        step = draw(st.integers(1, 50))
+        top = draw(st.integers(step, 100))
+        analysis.update(stepWeight=step, maxWeight=top)
+        plan = list(range(step, top + 1, step))
+        plan = plan if plan[-1] == top else [*plan, top]
+    if draw(st.booleans()):
+        pauses = draw(st.sets(st.sampled_from(plan), max_size=2))
+        analysis["pauses"] = [
+            {"weight": w, **({"duration": "1m"} if draw(st.booleans()) else {})} for w in pauses
+        ]
+    overrides: dict[str, Any] = {"analysis": analysis}
+    if draw(st.booleans()):
+        overrides["gates"] = [
+            {"name": "manual", "stage": draw(st.sampled_from(["BeforeStep", "BeforePromotion"]))},
+            {
+                "name": "hook",
+                "stage": "BeforeRollout",
+                "type": "Webhook",
+                "webhook": {"url": "http://hook.test/gate"},
+            },
+        ]
+    overrides["skipAnalysis"] = draw(st.booleans()) and draw(st.booleans())
+    return make_spec(**overrides)
+
+
+@dataclass(frozen=True)
+class TickInput:
+    after: float
+    revision: str
+    ready: bool
+    metrics: str
+    intent: str | None
+    hook: str
+    router_broken: bool
+
+
+ticks = st.builds(
+    TickInput,
+    after=st.sampled_from([0.0, 1.0, 5.0, 29.0, 30.0, 31.0, 45.0, 60.0, 120.0, 400.0]),
+    revision=st.sampled_from(["rev1", "rev2", "rev2", "rev2", "rev3"]),
+    ready=st.booleans() | st.just(True),
+    metrics=st.sampled_from(
+        [
+            "pass",
+            "pass",
+            "pass",
+            "pass",
+            "fail",
+            "fail-errors",
+            "nodata",
+            "lowdata",
+            "error",
+            "none",
+        ]
+    ),
+    intent=st.none()
+    | st.none()
+    | st.none()
+    | st.sampled_from(["pause", "resume", "promote", "abort", "retry"]),
+    hook=st.sampled_from(["Open", "Open", "Closed", "Error"]),
+    router_broken=st.booleans().map(lambda b: b and False) | st.just(False) | st.booleans(),
+)
+
+
+def run(spec: CanarySpec, stream: list[TickInput]) -> World:
+    world = World(spec=spec)
+    world.tick()  # initialise: rev1 becomes stable
+    for t in stream:
+        world.revision, world.ready, world.router_broken = t.revision, t.ready, t.router_broken
+        before = world.status
+        obs = world.observe(metrics=t.metrics, intent=t.intent, gates={"hook": t.hook})
+        world.now += timedelta(seconds=t.after)
+        decision = decide(world.spec, before, obs, world.now, generation=1)
+        again = decide(world.spec, before, obs, world.now, generation=1)
+        assert decision == again, "the same inputs must give the same decision"
+        world.observations.append(obs)
+        world.apply(decision)
+        event(f"phase {decision.status.phase}")
+    return world
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=60))
+def test_weight_stays_on_the_step_grid(spec: CanarySpec, stream: list[TickInput]) -> None:
+    grid = {0, *plan_for(spec.analysis).weights}
+    world = run(spec, stream)
+    for d in world.log:
+        assert d.status.canary_weight in grid
+        assert all(w in grid for w in d.weight_writes)
+        assert 0 <= d.status.canary_weight <= plan_for(spec.analysis).max_weight
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=60))
+def test_weight_only_rises_while_progressing(spec: CanarySpec, stream: list[TickInput]) -> None:
+    world = run(spec, stream)
+    previous = 0
+    for d in world.log:
+        if d.status.canary_weight > previous:
+            assert d.status.phase is Phase.PROGRESSING
+        previous = d.status.canary_weight
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=60))
+def test_rollback_writes_weight_zero_in_the_same_decision(
+    spec: CanarySpec, stream: list[TickInput]
+) -> None:
+    world = run(spec, stream)
+    back = {Phase.ROLLING_BACK, Phase.ROLLED_BACK}
+    for before, d in zip(world.log, world.log[1:], strict=False):
+        if d.status.phase in back and before.status.phase not in back:
+            assert d.status.canary_weight == 0
+            assert SetWeight(0) in d.actions
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=80))
+def test_no_promotion_without_passing_analyses(spec: CanarySpec, stream: list[TickInput]) -> None:
+    """Every step's weight saw analysesPerStep passing analyses before an automatic promotion."""
+    world = run(spec, stream)
+    plan = plan_for(spec.analysis)
+    passes: Counter[int] = Counter()
+    for before, d in zip(world.log, world.log[1:], strict=False):
+        if d.status.rollout_started_at != before.status.rollout_started_at:
+            passes.clear()
+        counted = d.status.last_analysis_at != before.status.last_analysis_at
+        if counted and d.status.checks and all(c.verdict is Verdict.PASS for c in d.status.checks):
+            passes[before.status.canary_weight] += 1
+        entered = d.status.phase is Phase.PROMOTING and before.status.phase is not Phase.PROMOTING
+        if entered and d.reason != "ManualPromotion" and not spec.skip_analysis:
+            for weight in plan.weights:
+                assert passes[weight] >= spec.analysis.analyses_per_step, (weight, passes)
+        if any(isinstance(a, Promote) for a in d.actions):
+            assert d.status.phase is Phase.PROMOTING
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=60))
+def test_terminal_phase_holds_until_new_revision(spec: CanarySpec, stream: list[TickInput]) -> None:
+    world = run(spec, stream)
+    for before, obs, d in zip(world.log, world.observations[1:], world.log[1:], strict=False):
+        if before.status.phase in TERMINAL_PHASES and obs.revision == before.status.revision:
+            retried = obs.intent is not None and obs.intent.kind.value == "retry"
+            if not retried:
+                assert d.status.phase is before.status.phase
+                assert d.status.canary_weight == 0 or d.status.phase is Phase.SUCCEEDED
+                assert not d.weight_writes or d.weight_writes == (0,)
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=40))
+def test_reconciles_at_a_fixed_time_settle_and_then_write_nothing(
+    spec: CanarySpec, stream: list[TickInput]
+) -> None:
+    """Repeating a reconcile with unchanged inputs converges: no actions, identical status.
+
+    A broken router keeps the engine re-sending its weight (by design), so the world is healed
+    before settling.
+    """
+    world = run(spec, stream)
+    world.router_broken = False
+    for _ in range(4):
+        world.tick()
+    settled = world.log[-1]
+    again = decide(world.spec, settled.status, world.observe(), world.now, generation=1)
+    assert again.actions == ()
+    assert again.status == settled.status
