@@ -1,0 +1,318 @@
+"""Single decisions from chosen states, table-driven; plus conditions and status bookkeeping."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.engine.sim import T0, World, make_spec
+from tollgate.api.status import HISTORY_LIMIT, ConditionStatus, Phase, RolloutStatus
+from tollgate.engine import Observations, decide
+from tollgate.engine.conditions import condition, with_invalid_spec
+from tollgate.engine.decision import Promote, SetWeight
+
+
+def at_step_one(**spec: Any) -> World:
+    """A world whose rollout of rev2 just reached step 1 (5%)."""
+    world = World(spec=make_spec(**spec))
+    world.tick()
+    world.revision = "rev2"
+    world.tick(after=10)
+    assert world.status.current_step == 1, world.status.message
+    return world
+
+
+def test_initializing_waits_for_the_stable_version() -> None:
+    d = decide(make_spec(), RolloutStatus(), Observations(revision="r1"), T0)
+    assert d.status.phase is None or d.status.phase is Phase.INITIALIZING
+    assert d.actions == ()
+    assert d.reason == "Initializing"
+    assert d.requeue_after is not None
+
+
+def test_initializing_adopts_the_stable_version() -> None:
+    d = decide(make_spec(), RolloutStatus(), Observations(revision="r1", stable_revision="r1"), T0)
+    assert d.status.phase is Phase.SUCCEEDED
+    assert d.status.stable_revision == "r1"
+    assert d.actions == ()
+    assert d.requeue_after is None
+
+
+def test_unready_canary_gets_no_traffic_and_the_deadline_applies() -> None:
+    world = World(spec=make_spec(analysis={"progressDeadline": "2m"}))
+    world.tick()
+    world.revision, world.ready = "rev2", False
+    d = world.tick(after=1)
+    assert (d.status.phase, d.status.canary_weight, d.reason) == (
+        Phase.PROGRESSING,
+        0,
+        "WaitingForCanary",
+    )
+    d = world.tick(after=119)
+    assert d.status.phase is Phase.PROGRESSING
+    d = world.tick(after=2)
+    assert d.status.phase is Phase.ROLLED_BACK  # weight was already 0: done at once
+    assert d.reason == "ProgressDeadlineExceeded"
+
+
+def test_webhook_gate_before_rollout() -> None:
+    world = World(
+        spec=make_spec(
+            gates=[
+                {
+                    "name": "hook",
+                    "stage": "BeforeRollout",
+                    "type": "Webhook",
+                    "webhook": {"url": "http://hook.test/x"},
+                }
+            ]
+        )
+    )
+    world.tick()
+    world.revision = "rev2"
+    d = world.tick(after=1)
+    assert (d.status.canary_weight, d.reason, d.status.pending_gates) == (
+        0,
+        "WaitingForGate",
+        ["hook"],
+    )
+    d = world.tick(after=5, gates={"hook": "Error"})
+    assert d.status.canary_weight == 0
+    d = world.tick(after=5, gates={"hook": "Closed"})
+    assert d.status.canary_weight == 0
+    d = world.tick(after=5, gates={"hook": "Open"})
+    assert d.status.canary_weight == 5
+    assert d.status.pending_gates == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "metrics", "phase", "weight", "reason"),
+    [
+        ({"analysis": {"failureLimit": 0}}, "fail", Phase.ROLLING_BACK, 0, "AnalysisFailed"),
+        ({"analysis": {"failureLimit": 1}}, "fail", Phase.PROGRESSING, 5, "AnalysisFailed"),
+        ({"analysis": {"failureLimit": 0}}, "fail-errors", Phase.ROLLING_BACK, 0, "AnalysisFailed"),
+        (
+            {"analysis": {"consecutiveErrorLimit": 0}},
+            "error",
+            Phase.ROLLING_BACK,
+            0,
+            "MetricsUnavailable",
+        ),
+        (
+            {"analysis": {"consecutiveErrorLimit": 0, "onConsecutiveErrors": "Hold"}},
+            "error",
+            Phase.PROGRESSING,
+            5,
+            "MetricsUnavailable",
+        ),
+        ({}, "error", Phase.PROGRESSING, 5, "MetricsError"),
+        ({}, "nodata", Phase.PROGRESSING, 5, "WaitingForData"),
+        (
+            {"analysis": {"noData": "Fail", "failureLimit": 0}},
+            "nodata",
+            Phase.ROLLING_BACK,
+            0,
+            "AnalysisFailed",
+        ),
+        ({}, "lowdata", Phase.PROGRESSING, 5, "WaitingForData"),
+        ({}, "pass", Phase.PROGRESSING, 10, "StepUp"),
+        ({"analysis": {"analysesPerStep": 2}}, "pass", Phase.PROGRESSING, 5, "AnalysisPassed"),
+        ({}, "none", Phase.PROGRESSING, 5, "StepUp"),
+    ],
+)
+def test_one_analysis(
+    spec: dict[str, Any], metrics: str, phase: Phase, weight: int, reason: str
+) -> None:
+    world = at_step_one(**spec)
+    d = world.tick(after=30, metrics=metrics)
+    assert (d.status.phase, d.status.canary_weight, d.reason) == (phase, weight, reason)
+
+
+def test_an_early_reading_is_not_counted() -> None:
+    world = at_step_one()
+    d = world.tick(after=10, metrics="fail")
+    assert d.status.failed_analyses == 0
+    assert d.status.last_analysis_at is None
+
+
+def test_a_reading_is_counted_once_per_interval() -> None:
+    world = at_step_one(analysis={"failureLimit": 5})
+    world.tick(after=30, metrics="fail")
+    d = world.tick(after=0, metrics="fail")
+    d = world.tick(after=5, metrics="fail")
+    assert d.status.failed_analyses == 1
+    d = world.tick(after=25, metrics="fail")
+    assert d.status.failed_analyses == 2
+
+
+def test_a_failure_resets_the_passes_of_the_step() -> None:
+    world = at_step_one(analysis={"analysesPerStep": 2, "failureLimit": 3})
+    assert world.tick(after=30, metrics="pass").status.step_passed_analyses == 1
+    assert world.tick(after=30, metrics="fail").status.step_passed_analyses == 0
+    assert world.tick(after=30, metrics="pass").status.canary_weight == 5
+    assert world.tick(after=30, metrics="pass").status.canary_weight == 10
+
+
+def test_timed_pause_holds_then_steps() -> None:
+    world = at_step_one(analysis={"pauses": [{"weight": 5, "duration": "2m"}]})
+    d = world.tick(after=30, metrics="pass")
+    assert (d.status.canary_weight, d.reason) == (5, "StepPause")
+    d = world.tick(after=60, metrics="pass")
+    assert d.status.canary_weight == 5
+    d = world.tick(after=61)
+    assert d.status.canary_weight == 10
+
+
+def test_skip_analysis_steps_on_time_alone() -> None:
+    world = at_step_one(skipAnalysis=True, checks=None)
+    d = world.tick(after=29)
+    assert d.status.canary_weight == 5
+    d = world.tick(after=1)
+    assert d.status.canary_weight == 10
+
+
+def test_target_reverted_to_stable_mid_rollout() -> None:
+    world = at_step_one()
+    world.revision = "rev1"
+    d = world.tick(after=5)
+    assert (d.status.phase, d.status.canary_weight, d.reason) == (
+        Phase.SUCCEEDED,
+        0,
+        "RevertedToStable",
+    )
+    assert SetWeight(0) in d.actions
+
+
+def test_stuck_promotion_keeps_asking_and_keeps_the_weight() -> None:
+    world = at_step_one(analysis={"stepWeights": [5], "maxWeight": None})
+    world.promotion_stuck = True
+    d = world.tick(after=30, metrics="pass")
+    assert d.status.phase is Phase.PROMOTING
+    for _ in range(3):
+        d = world.tick(after=5)
+        assert d.actions == (Promote("rev2"),)
+        assert d.status.canary_weight == 5
+    world.promotion_stuck = False
+    world.tick(after=5)
+    d = world.tick(after=5)
+    assert (d.status.phase, d.status.stable_revision) == (Phase.SUCCEEDED, "rev2")
+
+
+def test_new_revision_waits_for_a_running_promotion() -> None:
+    world = at_step_one(analysis={"stepWeights": [5], "maxWeight": None})
+    world.promotion_stuck = True
+    world.tick(after=30, metrics="pass")
+    world.revision = "rev3"
+    d = world.tick(after=5)
+    assert d.status.phase is Phase.PROMOTING
+    assert d.status.revision == "rev2"
+    world.promotion_stuck = False
+    world.tick(after=5)  # primary now runs rev2
+    d = world.tick(after=5)
+    assert (d.status.phase, d.status.stable_revision) == (Phase.SUCCEEDED, "rev2")
+    d = world.tick(after=5)
+    assert (d.status.phase, d.status.revision) == (Phase.PROGRESSING, "rev3")
+
+
+@pytest.mark.parametrize(
+    ("ticks", "ready", "reconciling", "stalled", "promoted", "rolled_back"),
+    [
+        (None, "True", "False", "False", "False", "False"),  # initialised, nothing in flight
+        ([], "False", "True", "False", "False", "False"),  # progressing at step 1
+        ([{"intent": "pause"}], "False", "True", "False", "False", "False"),
+        ([{"intent": "abort"}], "False", "True", "False", "False", "True"),
+        ([{"intent": "abort"}, {}], "False", "False", "True", "False", "True"),
+        ([{"intent": "promote"}], "False", "True", "False", "False", "False"),
+        ([{"intent": "promote"}, {}], "True", "False", "False", "True", "False"),
+        ([{"intent": "promote"}, {}, {"after": 600}], "True", "False", "False", "True", "False"),
+    ],
+)
+def test_kstatus_conditions(
+    ticks: list[dict[str, Any]] | None,
+    ready: str,
+    reconciling: str,
+    stalled: str,
+    promoted: str,
+    rolled_back: str,
+) -> None:
+    if ticks is None:
+        world = World(spec=make_spec())
+        world.tick()
+    else:
+        world = at_step_one()
+        for tick in ticks:
+            world.tick(**{"after": 1, **tick})
+    got = {c.type: c.status.value for c in world.status.conditions}
+    want = {
+        "Ready": ready,
+        "Reconciling": reconciling,
+        "Stalled": stalled,
+        "Promoted": promoted,
+        "RolledBack": rolled_back,
+    }
+    assert got == want, world.status.message
+    assert all(c.observed_generation == 1 for c in world.status.conditions)
+
+
+def test_condition_transition_time_only_moves_on_a_flip() -> None:
+    world = at_step_one()
+    ready = condition(world.status, "Ready")
+    assert ready is not None
+    assert ready.status is ConditionStatus.FALSE
+    world.tick(after=30, metrics="pass")
+    again = condition(world.status, "Ready")
+    assert again is not None
+    assert again.last_transition_time == ready.last_transition_time
+
+
+def test_invalid_spec_status_keeps_traffic_and_phase() -> None:
+    world = at_step_one()
+    before = world.status
+    stalled = with_invalid_spec(before, ["spec.analysis.interval: too short"], 2, T0)
+    assert (stalled.phase, stalled.canary_weight, stalled.current_step) == (
+        before.phase,
+        before.canary_weight,
+        before.current_step,
+    )
+    cond = condition(stalled, "Stalled")
+    assert cond is not None
+    assert cond.status is ConditionStatus.TRUE
+    assert cond.reason == "InvalidSpec"
+    assert "spec.analysis.interval" in cond.message
+    assert stalled.observed_generation == 2
+    assert with_invalid_spec(stalled, ["spec.analysis.interval: too short"], 2, T0) == stalled
+
+
+def test_history_is_bounded() -> None:
+    world = World(spec=make_spec(analysis={"failureLimit": 0}))
+    world.tick()
+    for i in range(30):
+        world.revision = f"rev{i + 2}"
+        world.tick(after=10)
+        world.tick(after=30, metrics="fail")
+        world.tick(after=1)
+    assert len(world.status.history) == HISTORY_LIMIT
+    assert world.status.history[-1].phase is Phase.ROLLED_BACK
+
+
+def test_requeue_follows_the_analysis_clock() -> None:
+    world = at_step_one()
+    d = world.tick(after=10)
+    assert d.requeue_after == pytest.approx(20.0)
+    d = world.tick(after=20, metrics="pass")
+    assert d.requeue_after == pytest.approx(30.0)
+
+
+def test_requests_are_handled_once() -> None:
+    world = at_step_one()
+    obs = world.observe(intent="pause")
+    d1 = decide(world.spec, world.status, obs, world.now + timedelta(seconds=1), 1)
+    assert d1.status.phase is Phase.PAUSED
+    d2 = decide(
+        world.spec,
+        d1.status.model_copy(update={"phase": Phase.PROGRESSING, "paused_by_user": False}),
+        obs,
+        world.now + timedelta(seconds=2),
+        1,
+    )
+    assert d2.status.phase is Phase.PROGRESSING
