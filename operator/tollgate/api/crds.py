@@ -119,17 +119,14 @@ def _object(node: JSON, out: JSON, defs: JSON, keep_defaults: bool) -> None:
     properties = node.get("properties")
     extra = node.get("additionalProperties")
     patterns = node.get("patternProperties")
+    key_pattern: str | None = None
     if patterns:
         if len(patterns) != 1 or extra:
             raise SchemaError(f"cannot express patternProperties {patterns}")
         ((key_pattern, extra),) = patterns.items()
-        out["x-kubernetes-validations"] = [
-            *node.get("x-kubernetes-validations", []),
-            {
-                "rule": f"self.all(k, k.matches('{key_pattern}'))",
-                "message": f"keys must match {key_pattern}",
-            },
-        ]
+    key_rule = _key_rule(key_pattern, node.get("propertyNames") or {})
+    if key_rule:
+        out["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), key_rule]
     if properties:
         out["properties"] = {
             name: structural(child, defs, keep_defaults=keep_defaults)
@@ -142,6 +139,27 @@ def _object(node: JSON, out: JSON, defs: JSON, keep_defaults: bool) -> None:
     else:
         # A free-form map (e.g. model parameters): kept as given, not pruned.
         out["x-kubernetes-preserve-unknown-fields"] = True
+
+
+def _key_rule(pattern: str | None, names: JSON) -> dict[str, str] | None:
+    """A CEL rule for the keys of a map: Kubernetes has no patternProperties or propertyNames."""
+    if set(names) - {"maxLength"}:
+        raise SchemaError(f"cannot express propertyNames {names}")
+    checks: list[str] = []
+    wants: list[str] = []
+    if "maxLength" in names:
+        checks.append(f"size(k) <= {int(names['maxLength'])}")
+        wants.append(f"be at most {int(names['maxLength'])} characters")
+    if pattern is not None:
+        literal = pattern.replace("\\", "\\\\").replace("'", "\\'")
+        checks.append(f"k.matches('{literal}')")
+        wants.insert(0, f"match {pattern}")
+    if not checks:
+        return None
+    return {
+        "rule": f"self.all(k, {' && '.join(checks)})",
+        "message": f"keys must {' and '.join(wants)}",
+    }
 
 
 def model_schema(model: type[BaseModel], *, keep_defaults: bool = True) -> JSON:
@@ -294,10 +312,19 @@ def promptrelease_crd() -> JSON:
     return _crd("PromptRelease", "promptreleases", ["tgprompt", "tgpr"], root, columns)
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes repeated values in full: no &anchors/*aliases that some YAML tools reject."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render(crd: JSON) -> str:
     """A CRD as the YAML committed in crds/."""
     header = "# Generated from operator/tollgate/api by `make crds`. Do not edit.\n"
-    return header + yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+    return header + yaml.dump(
+        crd, Dumper=_NoAliasDumper, sort_keys=False, width=100, allow_unicode=True
+    )
 
 
 def generated_files() -> dict[str, str]:

@@ -6,6 +6,7 @@ let a bad spec through) and adds the rules a schema cannot state. A spec with pr
 reported as Stalled/InvalidSpec and never reaches the engine.
 """
 
+import json
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, TypeVar
@@ -37,9 +38,18 @@ class SpecProblem:
 
 
 def parse(model: type[SpecT], raw: Any) -> tuple[SpecT | None, list[SpecProblem]]:
-    """Parse a raw spec, returning it with its problems; None when it cannot be parsed."""
+    """Parse a raw spec, returning it with its problems; None when it cannot be parsed.
+
+    The spec is read as the JSON the API server validates, in strict mode: ``"5"`` is not an
+    integer and ``"true"`` not a boolean there, so lax coercion would accept specs the CRD
+    refuses.
+    """
     try:
-        spec = model.model_validate(raw)
+        document = json.dumps(raw, default=str)
+    except (TypeError, ValueError) as exc:
+        return None, [SpecProblem("spec", f"not a JSON document: {exc}")]
+    try:
+        spec = model.model_validate_json(document, strict=True)
     except ValidationError as exc:
         return None, [
             SpecProblem(_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)
@@ -196,6 +206,9 @@ def rollout_problems(spec: RolloutSpec) -> list[SpecProblem]:
                     f"spec.notifications[{i}]", "exactly one of url and urlFrom must be set"
                 )
             )
+        events = list(target.events or ())
+        if len(set(events)) != len(events):
+            out.append(SpecProblem(f"spec.notifications[{i}].events", "duplicate event"))
     return out
 
 
