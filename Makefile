@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast bench demo clean
+.PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast e2e bench demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy tests bench
+	$(BIN)/mypy tests bench e2e
 
 layers: $(STAMP)
 	$(BIN)/lint-imports
@@ -57,6 +57,9 @@ test: install ## everything installed, every test run
 
 test-fast: $(STAMP) ## the tests that need no external component
 	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
+
+e2e: $(STAMP) ## end-to-end tests on the cluster KUBECONFIG names (skipped when none)
+	$(BIN)/pytest -q -rs e2e $(PYTEST_ARGS)
 
 bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.engine_decide
