@@ -1,0 +1,1 @@
+"""Kubernetes access for the adapters: an async client (httpx) and resource descriptions."""

@@ -1,0 +1,1 @@
+"""Workloads: the versions a rollout moves traffic between."""

@@ -1,0 +1,179 @@
+"""The Flagger model for a Canary: the user's Deployment is the candidate, Git owns it.
+
+Tollgate creates and owns ``<name>-primary`` (the stable version) and the Services
+``<name>-primary`` and ``<name>-canary``. A new pod template of the target is a new revision
+(a hash of the template); promotion copies the template to primary; a rollback leaves the
+target alone (Git still holds it) and sends all traffic to primary. Primary pods carry the
+target's labels with every selector value suffixed ``-primary``, so the two Services (and the
+metric queries, by pod name) never select each other's pods.
+"""
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tollgate.adapters.kube.client import ConflictError, KubeClient, NotFoundError
+from tollgate.adapters.kube.resources import DEPLOYMENTS, SERVICES
+
+JSON = dict[str, Any]
+REVISION_ANNOTATION = "tollgate.dev/revision"
+TRACK_LABEL = "tollgate.dev/track"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "tollgate"}
+
+
+def template_revision(template: JSON) -> str:
+    """A stable short hash of a pod template: the revision the rollout is about."""
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def deployment_ready(deployment: JSON) -> bool:
+    """Rolled out and available: the controller saw the latest spec and every replica is up."""
+    spec, status = deployment.get("spec", {}), deployment.get("status", {}) or {}
+    replicas = spec.get("replicas", 1)
+    generation = deployment.get("metadata", {}).get("generation", 0)
+    return bool(
+        status.get("observedGeneration", 0) >= generation
+        and status.get("updatedReplicas", 0) >= replicas
+        and status.get("availableReplicas", 0) >= replicas
+        and status.get("replicas", replicas) <= replicas
+    )
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """What the engine needs to know about the two tracks."""
+
+    revision: str | None
+    target_ready: bool
+    stable_revision: str | None
+    problem: str | None = None
+
+
+class DeploymentWorkload:
+    """The target Deployment and its primary, in one namespace."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        target: str,
+        port: int,
+        target_port: int | None,
+        port_name: str,
+        owner: JSON | None = None,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.target = target
+        self.primary = f"{target}-primary"
+        self.canary_service = f"{target}-canary"
+        self.port = port
+        self.target_port = target_port or port
+        self.port_name = port_name
+        self.owner = owner
+
+    async def _get(self, name: str) -> JSON | None:
+        try:
+            return await self.kube.get(DEPLOYMENTS, self.namespace, name)
+        except NotFoundError:
+            return None
+
+    def _primary_labels(self, target: JSON, labels: dict[str, str]) -> dict[str, str]:
+        keys = target["spec"]["selector"].get("matchLabels", {})
+        out = {k: (f"{v}-primary" if k in keys else v) for k, v in labels.items()}
+        out[TRACK_LABEL] = "primary"
+        return out
+
+    def _primary_from(self, target: JSON, revision: str) -> JSON:
+        template = copy.deepcopy(target["spec"]["template"])
+        meta = template.setdefault("metadata", {})
+        meta["labels"] = self._primary_labels(target, meta.get("labels", {}))
+        meta.setdefault("annotations", {})[REVISION_ANNOTATION] = revision
+        selector = {
+            k: f"{v}-primary" for k, v in target["spec"]["selector"].get("matchLabels", {}).items()
+        }
+        selector[TRACK_LABEL] = "primary"
+        body: JSON = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": self.primary,
+                "namespace": self.namespace,
+                "labels": {**MANAGED_BY, TRACK_LABEL: "primary"},
+                "annotations": {REVISION_ANNOTATION: revision},
+            },
+            "spec": {
+                "replicas": target["spec"].get("replicas", 1),
+                "selector": {"matchLabels": selector},
+                "template": template,
+            },
+        }
+        return body
+
+    def _service(self, name: str, selector: dict[str, str]) -> JSON:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": dict(MANAGED_BY)},
+            "spec": {
+                "selector": selector,
+                "ports": [
+                    {"name": self.port_name, "port": self.port, "targetPort": self.target_port}
+                ],
+            },
+        }
+
+    async def ensure(self) -> WorkloadState:
+        """Create primary and the Services when missing; report both tracks."""
+        target = await self._get(self.target)
+        if target is None:
+            return WorkloadState(None, False, None, f"Deployment {self.target} not found")
+        revision = template_revision(target["spec"]["template"])
+        primary = await self._get(self.primary)
+        if primary is None:
+            primary = await self._create(DEPLOYMENTS, self._primary_from(target, revision))
+        match = target["spec"]["selector"].get("matchLabels", {})
+        await self._ensure_service(self.canary_service, dict(match))
+        await self._ensure_service(
+            self.primary, {**{k: f"{v}-primary" for k, v in match.items()}, TRACK_LABEL: "primary"}
+        )
+        stable = (primary.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION)
+        return WorkloadState(
+            revision=revision,
+            target_ready=deployment_ready(target),
+            stable_revision=stable if deployment_ready(primary) else None,
+        )
+
+    async def _create(self, resource: Any, body: JSON) -> JSON:
+        try:
+            return await self.kube.create(resource, self.namespace, body)
+        except ConflictError:  # created meanwhile (another replica, a retry)
+            return await self.kube.get(resource, self.namespace, body["metadata"]["name"])
+
+    async def _ensure_service(self, name: str, selector: dict[str, str]) -> None:
+        try:
+            await self.kube.get(SERVICES, self.namespace, name)
+        except NotFoundError:
+            await self._create(SERVICES, self._service(name, selector))
+
+    async def promote(self, revision: str) -> bool:
+        """Copy the target's template to primary; False when the target moved on meanwhile."""
+        target = await self._get(self.target)
+        if target is None or template_revision(target["spec"]["template"]) != revision:
+            return False
+        primary = await self._get(self.primary)
+        if primary is None:
+            await self._create(DEPLOYMENTS, self._primary_from(target, revision))
+            return True
+        current = (primary["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
+        if current == revision:
+            return True  # already done: no write
+        desired = self._primary_from(target, revision)
+        primary["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revision
+        primary["spec"]["template"] = desired["spec"]["template"]
+        primary["spec"]["replicas"] = desired["spec"]["replicas"]
+        await self.kube.replace(DEPLOYMENTS, self.namespace, self.primary, primary)
+        return True
