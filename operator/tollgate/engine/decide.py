@@ -45,6 +45,7 @@ from tollgate.engine.decision import (
 )
 from tollgate.engine.observations import GateState, Observations
 from tollgate.engine.plan import StepPlan, plan_for
+from tollgate.engine.schedule import analysis_due
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 SETTLING_REQUEUE = 5.0
@@ -255,13 +256,7 @@ class _Tick:
             self.check_deadline()
 
     def analysis_due(self) -> bool:
-        if self.st.current_step == 0 or self.st.step_started_at is None:
-            return False
-        base = self.st.step_started_at
-        if self.st.last_analysis_at is not None and self.st.last_analysis_at > base:
-            base = self.st.last_analysis_at
-        slack = min(1.0, 0.05 * self.interval)
-        return self.elapsed(base) >= self.interval - slack
+        return analysis_due(self.spec, self.st, self.now)
 
     def analyse(self) -> None:
         """Count this tick's analysis, if one is due and was taken."""

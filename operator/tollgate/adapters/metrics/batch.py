@@ -66,14 +66,16 @@ class MetricsBatcher:
         queries = plan(requests)
         answers: dict[int, Answer] = {}
 
-        async def ask(address: str, text: str) -> Answer:
+        async def ask(address: str, text: str, timeout: float | None) -> Answer:
             self.queries_sent += 1
             try:
-                return await self._clients(address).instant(text, at)
+                return await self._clients(address).instant(text, at, timeout)
             except Exception as exc:
                 return exc
 
-        family_answers = await asyncio.gather(*(ask(q.group.address, q.text()) for q in queries))
+        family_answers = await asyncio.gather(
+            *(ask(q.group.address, q.text(), _timeout(q.members)) for q in queries)
+        )
         for query, answer in zip(queries, family_answers, strict=True):
             answers[id(query)] = answer
         out: dict[str, tuple[MetricReading, ...]] = {}
@@ -83,8 +85,15 @@ class MetricsBatcher:
                 canary_q = render_custom(check.query, request, request.canary)
                 stable_q = render_custom(check.query, request, request.stable)
                 canary_a, stable_a = await asyncio.gather(
-                    ask(request.address, canary_q), ask(request.address, stable_q)
+                    ask(request.address, canary_q, request.timeout),
+                    ask(request.address, stable_q, request.timeout),
                 )
                 custom[check.name] = (canary_a, stable_a, canary_q)
             out[request.key] = readings(request, queries, answers, custom)
         return out
+
+
+def _timeout(requests: list[AnalysisRequest]) -> float | None:
+    """The shortest timeout any member asked for (None: the client's default)."""
+    limits = [r.timeout for r in requests if r.timeout is not None]
+    return min(limits) if limits else None

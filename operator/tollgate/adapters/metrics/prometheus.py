@@ -37,17 +37,20 @@ class PrometheusClient:
         if self._owns_client:
             await self._client.aclose()
 
-    async def instant(self, query: str, at: datetime | None = None) -> list[Sample]:
+    async def instant(
+        self, query: str, at: datetime | None = None, timeout: float | None = None
+    ) -> list[Sample]:
         """Evaluate ``query`` at ``at`` (now when None); raise PrometheusError on any failure."""
+        limit = self.timeout if timeout is None else timeout
         form = {"query": query}
         if at is not None:
             form["time"] = f"{at.timestamp():.3f}"
         try:
             response = await self._client.post(
-                f"{self.base_url}/api/v1/query", data=form, timeout=self.timeout
+                f"{self.base_url}/api/v1/query", data=form, timeout=limit
             )
         except httpx.TimeoutException as exc:
-            raise PrometheusError(f"timeout after {self.timeout:g}s") from exc
+            raise PrometheusError(f"timeout after {limit:g}s") from exc
         except httpx.HTTPError as exc:
             raise PrometheusError(f"{type(exc).__name__}: {exc}") from exc
         try:

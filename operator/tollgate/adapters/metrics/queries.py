@@ -40,6 +40,7 @@ class AnalysisRequest:
     checks: ChecksSpec
     address: str
     version_label: str | None = None
+    timeout: float | None = None
 
     @property
     def key(self) -> str:

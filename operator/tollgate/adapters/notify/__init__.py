@@ -1,0 +1,1 @@
+"""Outbound HTTP to people and their tools: webhook gates and notification targets."""
