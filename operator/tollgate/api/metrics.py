@@ -64,9 +64,10 @@ class MetricsSpec(ApiModel):
     names: MetricNames | None = Field(default=None, description="Overrides of the preset's names.")
     version_label: LabelName | None = Field(
         default=None,
-        description="Label whose value tells the versions apart (default 'track' with values "
-        "'canary'/'primary' for a Canary, 'prompt_version' with version names for a "
-        "PromptRelease).",
+        description="Label whose value tells the versions apart. Unset for a Canary: pods are "
+        "matched by name on the 'pod' label (<target>-<hash>-<id> is the new version, "
+        "<target>-primary-<hash>-<id> the stable one); set, its values are 'canary'/'primary'. "
+        "A PromptRelease defaults to 'prompt_version' with version names as values.",
     )
     namespace_label: LabelName = Field(
         default="namespace", description="Label holding the Kubernetes namespace."

@@ -195,11 +195,12 @@ async def _read_metrics(
     if spec.checks is None or not needs_metrics(spec, status, now):
         return None
     target = spec.target_ref.name
+    labelled = spec.metrics.version_label is not None
     request = AnalysisRequest(
         namespace=namespace,
         name=target,
-        canary=target,
-        stable=f"{target}-primary",
+        canary="canary" if labelled else target,
+        stable="primary" if labelled else f"{target}-primary",
         window=seconds(spec.analysis.interval),
         metrics=spec.metrics,
         checks=spec.checks,
