@@ -198,3 +198,18 @@ def test_reconciles_at_a_fixed_time_settle_and_then_write_nothing(
     again = decide(world.spec, settled.status, world.observe(), world.now, generation=1)
     assert again.actions == ()
     assert again.status == settled.status
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=60))
+def test_no_progress_unless_the_router_confirms_the_weight(
+    spec: CanarySpec, stream: list[TickInput]
+) -> None:
+    """A step up or an automatic promotion needs the router to read back the current weight."""
+    world = run(spec, stream)
+    for before, obs, d in zip(world.log, world.observations[1:], world.log[1:], strict=False):
+        rose = d.status.canary_weight > before.status.canary_weight
+        promoted = d.status.phase is Phase.PROMOTING and before.status.phase is not Phase.PROMOTING
+        if (rose and before.status.revision == d.status.revision) or (
+            promoted and d.reason != "ManualPromotion"
+        ):
+            assert obs.weight == before.status.canary_weight

@@ -10,8 +10,9 @@
     failures over failureLimit, provider errors over the limit, deadline, abort -> RollingBack
         (weight 0 in the same decision) -> RolledBack once the router reads back 0
 
-Safety rules that hold in every path: only a Pass moves the weight up; missing data, thin data
-and provider errors never do; a rollback writes weight 0 in the very decision that starts it;
+Safety rules that hold in every path: only a Pass moves the weight up, and only while the
+router reads back the weight status says is in effect; missing data, thin data, provider
+errors and router errors never do; a rollback writes weight 0 in the very decision that starts it;
 a terminal phase stays put until a new revision or a retry; a new revision mid-rollout starts
 again from step 0. Analysis keeps running while paused or waiting at a gate, so a breach there
 still rolls back.
@@ -124,6 +125,11 @@ class _Tick:
             self.intent = None
             return kind
         return None
+
+    @property
+    def router_confirms(self) -> bool:
+        """The router reads back the weight status says is in effect."""
+        return self.obs.weight is not None and self.obs.weight == self.st.canary_weight
 
     def elapsed(self, since: datetime | None) -> float:
         return (self.now - since).total_seconds() if since is not None else 0.0
@@ -302,6 +308,13 @@ class _Tick:
             self.note_progress(
                 "WaitingForData", f"not enough data to judge ({failing or 'no checks'})"
             )
+        elif not self.router_confirms:
+            self.set(consecutive_errors=0)
+            self.note_progress(
+                "WaitingForRouter",
+                f"checks passed but the router reads {self.obs.weight}, not "
+                f"{self.st.canary_weight}%: the pass is not counted",
+            )
         else:
             self.set(consecutive_errors=0, step_passed_analyses=self.st.step_passed_analyses + 1)
             self.note_progress(
@@ -311,6 +324,9 @@ class _Tick:
     def begin_traffic(self) -> None:
         if not self.obs.target_ready:
             self.note("WaitingForCanary", "waiting for the new version to become ready")
+            return
+        if not self.router_confirms:
+            self.note("WaitingForRouter", f"the router reads {self.obs.weight}, not 0%")
             return
         if not self.gates_open(GateStage.BEFORE_ROLLOUT):
             return
@@ -323,6 +339,12 @@ class _Tick:
 
     def advance(self) -> None:
         if not self.step_complete():
+            return
+        if not self.router_confirms:
+            self.note(
+                "WaitingForRouter",
+                f"the router reads {self.obs.weight}, not {self.st.canary_weight}%: holding",
+            )
             return
         if self.st.step_completed_at is None:
             self.set(step_completed_at=self.now)

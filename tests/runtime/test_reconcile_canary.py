@@ -1,0 +1,166 @@
+"""Canary reconciles end to end against the API test server and a real Prometheus.
+
+History is backfilled (healthy or regressed canary), the clock is simulated, and each tick is
+one real reconcile: observe over HTTP, query Prometheus, decide, write the HTTPRoute, record
+status.
+"""
+
+from typing import Any
+
+import pytest
+
+from tests.runtime.world import (
+    CANARIES,
+    NS,
+    ROUTES,
+    World,
+    stable_and_canary,
+    world,
+)
+from tollgate.api.status import Phase
+
+pytestmark = pytest.mark.integration
+
+
+def PROMOTED(w: World) -> bool:  # noqa: N802 - reads as a condition
+    return w.status().phase is Phase.SUCCEEDED and w.status().reason == "Promoted"
+
+
+def ROLLED_BACK(w: World) -> bool:  # noqa: N802
+    return w.status().phase is Phase.ROLLED_BACK
+
+
+async def start_rollout(w: World) -> None:
+    await w.run_until(lambda w: w.status().phase is Phase.SUCCEEDED)
+    assert w.status().reason == "Initialized"
+    assert w.api.get("deployments.apps", NS, "app-primary") is not None
+    assert w.api.get("services", NS, "app-primary") is not None
+    assert w.api.get("services", NS, "app-canary") is not None
+    w.release("app:2")
+    await w.tick(1)
+    assert w.status().phase is Phase.PROGRESSING
+    assert w.route_weight() == 5
+
+
+async def test_healthy_canary_walks_the_steps_and_promotes() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        weights: list[int] = []
+
+        def record(w: World) -> bool:
+            weight = w.route_weight()
+            if not weights or weights[-1] != weight:
+                weights.append(weight)
+            return PROMOTED(w)
+
+        await w.run_until(record)
+        assert weights == [5, 10, 15, 20, 0]
+        status = w.status()
+        assert status.stable_revision == status.revision
+        primary = w.api.get("deployments.apps", NS, "app-primary")
+        assert primary is not None
+        assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "app:2"
+        checks = {c.name: c for c in status.checks}
+        assert checks["latency"].verdict.value == "Pass"
+        assert checks["latency"].query
+        assert "histogram_quantile" in checks["latency"].query
+        assert checks["latency"].canary_samples >= 50
+        reasons = [e["reason"] for e in w.api.list_objects("events", NS)]
+        assert reasons.count("StepUp") == 4
+        assert "Promoted" in reasons
+
+
+@pytest.mark.parametrize(
+    ("regression", "check"),
+    [
+        ({"latency_shares": (0.2, 0.4, 0.6, 0.8, 1)}, "latency"),
+        ({"error_share": 0.08}, "errorRate"),
+        ({"ttft_shares": (0.2, 0.4, 0.6, 0.8, 1)}, "ttft"),
+        ({"output_tokens_per_request": 600}, "costPerRequest"),
+    ],
+    ids=["p95", "errors", "ttft", "cost"],
+)
+async def test_regression_rolls_back(regression: dict[str, Any], check: str) -> None:
+    async with world(stable_and_canary(**regression)) as w:
+        await start_rollout(w)
+        await w.run_until(ROLLED_BACK)
+        status = w.status()
+        assert status.reason == "AnalysisFailed"
+        assert w.route_weight() == 0
+        failing = {c.name for c in status.checks if c.verdict.value == "Fail"}
+        assert check in failing
+        assert status.stable_revision != status.revision
+        conditions = {c.type: c.status.value for c in status.conditions}
+        assert conditions["Stalled"] == "True"
+        assert conditions["Ready"] == "False"
+
+
+async def test_unchanged_inputs_write_nothing() -> None:
+    async with world(stable_and_canary()) as w:
+        await w.run_until(lambda w: w.status().phase is Phase.SUCCEEDED)
+        w.api.clear_requests()
+        for _ in range(3):
+            outcome = await w.tick(0)
+            assert not outcome.status_written
+        assert w.api.writes() == []
+
+
+async def test_prometheus_outage_holds_then_rolls_back() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        w.prometheus.kill()
+        seen_weights = set()
+
+        def watch(w: World) -> bool:
+            seen_weights.add(w.route_weight())
+            assert w.status().phase is not Phase.PROMOTING
+            return ROLLED_BACK(w)
+
+        await w.run_until(watch)
+        assert seen_weights <= {5, 0}
+        status = w.status()
+        assert status.reason == "MetricsUnavailable"
+        assert all(c.verdict.value == "Error" for c in status.checks)
+
+
+async def test_invalid_spec_is_stalled_and_changes_no_traffic() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        w.api.patch(
+            CANARIES,
+            NS,
+            "app",
+            {
+                "spec": {
+                    "checks": {"custom": [{"name": "broken", "query": "sum(rate(x[1m])", "max": 1}]}
+                }
+            },
+        )
+        w.api.clear_requests()
+        await w.tick(30)
+        await w.tick(30)
+        status = w.status()
+        stalled = next(c for c in status.conditions if c.type == "Stalled")
+        assert stalled.status.value == "True"
+        assert stalled.reason == "InvalidSpec"
+        assert "spec.checks.custom[0].query" in stalled.message
+        assert status.phase is Phase.PROGRESSING
+        assert w.route_weight() == 5
+        assert w.api.writes(ROUTES) == []
+
+
+async def test_route_conflicts_and_a_missing_route_still_record_status() -> None:
+    async with world(
+        stable_and_canary(),
+        analysis={"interval": "30s", "stepWeight": 5, "maxWeight": 20, "progressDeadline": "2m"},
+    ) as w:
+        await start_rollout(w)
+        w.api.fail_next("PUT", f"{ROUTES}/app", status=409, times=2)
+        await w.run_until(lambda w: w.route_weight() == 10)
+        w.api.delete(ROUTES, NS, "app")
+        await w.tick(5)
+        routed = next(c for c in w.status().conditions if c.type == "TrafficRouted")
+        assert routed.status.value == "False"
+        assert routed.reason == "RouteNotFound"
+        await w.run_until(lambda w: w.status().phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK))
+        assert w.status().reason == "ProgressDeadlineExceeded"
