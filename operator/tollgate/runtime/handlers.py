@@ -26,6 +26,7 @@ log = logging.getLogger("tollgate")
 MEMO_WIRING = "tollgate_wiring"
 MEMO_WAKE = "tollgate_wake"
 MEMO_SEEN = "tollgate_seen"
+MEMO_TARGETS = "tollgate_targets"
 
 
 def _wiring(memo: kopf.Memo) -> Wiring:
@@ -43,6 +44,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo[MEMO_WIRING] = Wiring.create(Settings.from_env(), KubeClient.from_kubeconfig())
     memo[MEMO_WAKE] = {}
     memo[MEMO_SEEN] = {}
+    memo[MEMO_TARGETS] = {}
 
 
 @kopf.on.cleanup()
@@ -64,6 +66,29 @@ async def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
             wake[uid].set()
 
 
+@kopf.on.event("apps", "v1", "deployments")
+async def wake_on_workload(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Wake the Canary whose target (or primary) Deployment changed or became ready."""
+    name = body.metadata.name or ""
+    key = (body.metadata.namespace, name.removesuffix("-primary"))
+    uid = memo.get(MEMO_TARGETS, {}).get(key)
+    if uid is None:
+        return
+    state = (
+        "deployment",
+        name,
+        body.metadata.get("generation"),
+        body.status.get("observedGeneration"),
+        body.status.get("availableReplicas"),
+    )
+    seen: dict[Any, Any] = memo.get(MEMO_SEEN, {})
+    if seen.get((uid, name)) != state:
+        seen[(uid, name)] = state
+        wake: dict[str, asyncio.Event] = memo.get(MEMO_WAKE, {})
+        if uid in wake:
+            wake[uid].set()
+
+
 @kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10.0)
 async def canary_loop(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
@@ -71,9 +96,14 @@ async def canary_loop(
     """The reconcile loop of one Canary, for as long as it exists."""
     wiring = _wiring(memo)
     wake: dict[str, asyncio.Event] = memo[MEMO_WAKE]
-    event = wake.setdefault(body.metadata.uid or "", asyncio.Event())
+    uid = body.metadata.uid or ""
+    event = wake.setdefault(uid, asyncio.Event())
+    targets: dict[tuple[str | None, str], str] = memo[MEMO_TARGETS]
     while not stopped:
         event.clear()
+        target = (body.spec.get("targetRef") or {}).get("name")
+        if target:
+            targets[(body.metadata.namespace, target)] = uid
         try:
             outcome = await reconcile_canary(dict(body), wiring)
             delay = outcome.requeue_after
@@ -89,7 +119,9 @@ async def canary_loop(
         finally:
             waiter.cancel()
             stopper.cancel()
-    wake.pop(body.metadata.uid or "", None)
+    wake.pop(uid, None)
+    for key in [k for k, v in targets.items() if v == uid]:
+        targets.pop(key, None)
 
 
 @kopf.on.delete(GROUP, VERSION, "canaries")
