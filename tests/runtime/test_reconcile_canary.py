@@ -164,3 +164,22 @@ async def test_route_conflicts_and_a_missing_route_still_record_status() -> None
         assert routed.reason == "RouteNotFound"
         await w.run_until(lambda w: w.status().phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK))
         assert w.status().reason == "ProgressDeadlineExceeded"
+
+
+async def test_new_revision_mid_analysis_restarts_from_step_zero() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        await w.run_until(lambda w: w.route_weight() == 10)
+        first = w.status().revision
+        w.controller.hold.add((NS, "app"))  # the new pods are not ready yet
+        w.release("app:3")
+        await w.tick(1)
+        status = w.status()
+        assert status.revision != first
+        assert (status.current_step, status.canary_weight, w.route_weight()) == (0, 0, 0)
+        assert status.reason == "WaitingForCanary"
+        w.controller.hold.clear()
+        await w.tick(1)
+        await w.tick(1)
+        assert (w.status().current_step, w.route_weight()) == (1, 5)
+        await w.run_until(PROMOTED)
