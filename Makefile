@@ -63,6 +63,7 @@ e2e: $(STAMP) ## end-to-end tests on the cluster KUBECONFIG names (skipped when 
 
 bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.engine_decide
+	$(BIN)/python -m bench.canary_rollback
 
 demo: $(STAMP) ## see Tollgate run end to end on an embedded setup (no cluster needed)
 	$(BIN)/tollgate demo

@@ -1,0 +1,308 @@
+"""Time to roll back a p95 regression, live, and the operator's memory with 10 canaries.
+
+Everything is real except the cluster's data plane: the operator runs as ``kopf run`` against
+the API test server, Prometheus scrapes two workload exporters, and the traffic simulator
+sends 100 req/s split by the weights the operator writes into the HTTPRoute. At t0 the canary's
+latency doubles; the benchmark measures until the route carries weight 0 for the canary, and
+splits the time into: until Prometheus shows the regression (scrape), until the operator's
+failing analysis (analysis: the interval tick and the window filling with slow requests), and
+until the route write (decision and write).
+
+    python -m bench.canary_rollback [--runs 1s/10s,15s/30s] [--canaries 10]
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tollgate.api.status import Phase, RolloutStatus
+from tollgate.testing.controllers import DeploymentController
+from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.operator_process import OperatorProcess
+from tollgate.testing.prometheus import PrometheusServer
+from tollgate.testing.traffic import TrafficSimulator
+from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
+
+RESULTS = Path(__file__).parent / "results"
+NS = "default"
+CANARIES = "canaries.tollgate.dev"
+ROUTES = "httproutes.gateway.networking.k8s.io"
+DEPLOYMENTS = "deployments.apps"
+
+
+def deployment(name: str, image: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def route(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": f"{name}-primary", "port": 80}]}],
+        },
+    }
+
+
+def canary(name: str, interval: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "targetRef": {"name": name},
+            "service": {"port": 80},
+            "router": {"httpRoute": {"name": name}},
+            "analysis": {
+                "interval": interval,
+                "stepWeight": 10,
+                "maxWeight": 50,
+                "failureLimit": 0,
+                "minSamples": 20,
+                "progressDeadline": "10m",
+            },
+            "checks": {"latency": {"maxIncreasePercent": 50}, "errorRate": {"maxPercent": 5}},
+        },
+    }
+
+
+def weight(api: KubeApiServer, name: str) -> int:
+    found = api.get(ROUTES, NS, name)
+    refs = {
+        r["name"]: int(r.get("weight", 1)) for r in (found or {})["spec"]["rules"][0]["backendRefs"]
+    }
+    total = refs.get(f"{name}-primary", 0) + refs.get(f"{name}-canary", 0)
+    return round(100 * refs.get(f"{name}-canary", 0) / total) if total else 0
+
+
+def status(api: KubeApiServer, name: str) -> RolloutStatus:
+    return RolloutStatus.model_validate((api.get(CANARIES, NS, name) or {}).get("status") or {})
+
+
+async def until(predicate: Any, timeout: float, poll: float = 0.05) -> float:
+    start = time.monotonic()
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(poll)
+    return time.monotonic() - start
+
+
+async def p95_ratio(prom: PrometheusServer, window: str) -> float | None:
+    query = (
+        "histogram_quantile(0.95, sum by (pod, le) (rate(http_request_duration_seconds_bucket"
+        f"[{window}])))"
+    )
+    async with httpx.AsyncClient() as http:
+        answer = (await http.get(f"{prom.url}/api/v1/query", params={"query": query})).json()
+    values = {r["metric"]["pod"]: float(r["value"][1]) for r in answer["data"]["result"]}
+    canary = next((v for k, v in values.items() if not k.startswith("app-primary")), None)
+    stable = next((v for k, v in values.items() if k.startswith("app-primary")), None)
+    return canary / stable if canary and stable else None
+
+
+async def rollback_run(scrape: str, interval: str, work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    prom = PrometheusServer(scrape_interval=scrape, workdir=work / "prom")
+    stable = WorkloadExporter(NS, pod_name("app-primary", 1), Profile()).start()
+    canary_exp = WorkloadExporter(NS, pod_name("app", 2), Profile()).start()
+    prom.set_targets([stable.target, canary_exp.target])
+    prom.start()
+    try:
+        async with KubeApiServer() as api, DeploymentController(api, delay=0.5):
+            kubeconfig = api.write_kubeconfig(work / "kubeconfig")
+            api.create(DEPLOYMENTS, deployment("app", "app:1"))
+            api.create(ROUTES, route("app"))
+            api.create(CANARIES, canary("app", interval))
+
+            async def read_weight() -> float:
+                return float(weight(api, "app"))
+
+            sim = TrafficSimulator(100.0, read_weight, stable, canary_exp, seed=7)
+            operator = OperatorProcess(
+                kubeconfig, work / "operator.log", env={"TOLLGATE_PROMETHEUS_URL": prom.url}
+            )
+            async with sim:
+                operator.start()
+                try:
+                    await until(lambda: status(api, "app").phase is Phase.SUCCEEDED, 60)
+                    api.patch(
+                        DEPLOYMENTS,
+                        NS,
+                        "app",
+                        {
+                            "spec": {
+                                "template": {
+                                    "spec": {"containers": [{"name": "app", "image": "app:2"}]}
+                                }
+                            }
+                        },
+                    )
+                    await until(lambda: weight(api, "app") >= 20, 180)
+                    canary_exp.latency_factor = 2.0
+                    t0 = time.monotonic()
+                    wall0 = datetime.now().astimezone()
+                    visible: float | None = None
+                    while weight(api, "app") != 0:
+                        if visible is None:
+                            ratio = await p95_ratio(prom, scrape_window(scrape))
+                            if ratio is not None and ratio > 1.5:
+                                visible = time.monotonic() - t0
+                        await asyncio.sleep(0.05)
+                        if time.monotonic() - t0 > 300:
+                            raise TimeoutError("no rollback within 300 s")
+                    total = time.monotonic() - t0
+                    st = status(api, "app")
+                    decided = next(
+                        (
+                            h.time
+                            for h in reversed(st.history)
+                            if h.phase is Phase.ROLLING_BACK or h.phase is Phase.ROLLED_BACK
+                        ),
+                        None,
+                    )
+                    decision_after = (decided - wall0).total_seconds() if decided else None
+                finally:
+                    operator.stop()
+        return {
+            "scrape_interval": scrape,
+            "analysis_interval": interval,
+            "time_to_weight_zero_s": round(total, 2),
+            "regression_visible_in_prometheus_s": round(visible, 2) if visible else None,
+            "rollback_decided_s": round(decision_after, 2) if decision_after else None,
+            "reason": st.reason,
+        }
+    finally:
+        prom.close()
+        stable.stop()
+        canary_exp.stop()
+
+
+def scrape_window(scrape: str) -> str:
+    seconds = float(scrape.rstrip("s"))
+    return f"{max(4 * seconds, 4):g}s"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def memory_run(count: int, work: Path) -> dict[str, Any]:
+    prom = PrometheusServer(workdir=work / "prom-mem").start()
+    try:
+        async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
+            kubeconfig = api.write_kubeconfig(work / "kubeconfig-mem")
+            for i in range(count):
+                name = f"svc{i}"
+                api.create(DEPLOYMENTS, deployment(name, "v1"))
+                api.create(ROUTES, route(name))
+                api.create(CANARIES, canary(name, "5s"))
+            operator = OperatorProcess(
+                kubeconfig, work / "operator-mem.log", env={"TOLLGATE_PROMETHEUS_URL": prom.url}
+            )
+            operator.start()
+            try:
+                names = [f"svc{i}" for i in range(count)]
+                await until(lambda: all(status(api, n).phase is Phase.SUCCEEDED for n in names), 90)
+                for n in names:
+                    api.patch(
+                        DEPLOYMENTS,
+                        NS,
+                        n,
+                        {
+                            "spec": {
+                                "template": {
+                                    "spec": {"containers": [{"name": "app", "image": "v2"}]}
+                                }
+                            }
+                        },
+                    )
+                await until(lambda: all(status(api, n).canary_weight > 0 for n in names), 60)
+                assert operator.process is not None
+                samples = []
+                for _ in range(30):  # 30 s in flight: every canary waits for data, queries
+                    samples.append(rss_kib(operator.process.pid))
+                    await asyncio.sleep(1.0)
+                in_flight = sum(
+                    status(api, n).phase in (Phase.PROGRESSING, Phase.PAUSED) for n in names
+                )
+            finally:
+                operator.stop()
+        return {
+            "canaries": count,
+            "in_flight": in_flight,
+            "rss_mib_median": round(sorted(samples)[len(samples) // 2] / 1024, 1),
+            "rss_mib_max": round(max(samples) / 1024, 1),
+        }
+    finally:
+        prom.close()
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp:
+        work = Path(tmp)
+        runs = []
+        for config in args.runs.split(","):
+            scrape, interval = config.split("/")
+            runs.append(await rollback_run(scrape, interval, work / config.replace("/", "-")))
+        memory = await memory_run(args.canaries, work)
+    result = {"benchmark": "canary_rollback", "rollback": runs, "memory": memory}
+    print("p95 x2 regression at 20% of 100 req/s, live (kopf run + real Prometheus),")
+    print("failureLimit 0; seconds after the regression starts:")
+    header = ("scrape", "interval", "visible in Prometheus", "decided", "weight 0")
+    print("  {:>6} {:>8} {:>22} {:>8} {:>9}".format(*header))
+    for r in runs:
+        row = (
+            r["scrape_interval"],
+            r["analysis_interval"],
+            r["regression_visible_in_prometheus_s"],
+            r["rollback_decided_s"],
+            r["time_to_weight_zero_s"],
+        )
+        print("  {:>6} {:>8} {!s:>22} {!s:>8} {!s:>9}".format(*row))
+    print(
+        f"operator RSS with {memory['canaries']} canaries ({memory['in_flight']} in flight): "
+        f"median {memory['rss_mib_median']} MiB, max {memory['rss_mib_max']} MiB"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "canary_rollback.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'canary_rollback.json'}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", default="1s/10s,15s/30s", help="scrape/analysis interval pairs, comma-separated"
+    )
+    parser.add_argument("--canaries", type=int, default=10)
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
