@@ -23,59 +23,23 @@ from typing import Any
 
 import httpx
 
-from tollgate.api.status import Phase, RolloutStatus
+from tollgate.api.status import Phase
+from tollgate.testing import scenario
 from tollgate.testing.controllers import DeploymentController
 from tollgate.testing.kubeapi import KubeApiServer
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import PrometheusServer
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES, deployment
 from tollgate.testing.traffic import TrafficSimulator
 from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
 
 RESULTS = Path(__file__).parent / "results"
-NS = "default"
-CANARIES = "canaries.tollgate.dev"
-ROUTES = "httproutes.gateway.networking.k8s.io"
-DEPLOYMENTS = "deployments.apps"
-
-
-def deployment(name: str, image: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
-
-
-def route(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "parentRefs": [{"name": "gw"}],
-            "rules": [{"backendRefs": [{"name": f"{name}-primary", "port": 80}]}],
-        },
-    }
 
 
 def canary(name: str, interval: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "tollgate.dev/v1alpha1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "targetRef": {"name": name},
-            "service": {"port": 80},
-            "router": {"httpRoute": {"name": name}},
+    return scenario.canary(
+        name,
+        {
             "analysis": {
                 "interval": interval,
                 "stepWeight": 10,
@@ -86,20 +50,11 @@ def canary(name: str, interval: str) -> dict[str, Any]:
             },
             "checks": {"latency": {"maxIncreasePercent": 50}, "errorRate": {"maxPercent": 5}},
         },
-    }
+    )
 
 
-def weight(api: KubeApiServer, name: str) -> int:
-    found = api.get(ROUTES, NS, name)
-    refs = {
-        r["name"]: int(r.get("weight", 1)) for r in (found or {})["spec"]["rules"][0]["backendRefs"]
-    }
-    total = refs.get(f"{name}-primary", 0) + refs.get(f"{name}-canary", 0)
-    return round(100 * refs.get(f"{name}-canary", 0) / total) if total else 0
-
-
-def status(api: KubeApiServer, name: str) -> RolloutStatus:
-    return RolloutStatus.model_validate((api.get(CANARIES, NS, name) or {}).get("status") or {})
+weight = scenario.route_weight
+status = scenario.rollout_status
 
 
 async def until(predicate: Any, timeout: float, poll: float = 0.05) -> float:
@@ -134,7 +89,7 @@ async def rollback_run(scrape: str, interval: str, work: Path) -> dict[str, Any]
         async with KubeApiServer() as api, DeploymentController(api, delay=0.5):
             kubeconfig = api.write_kubeconfig(work / "kubeconfig")
             api.create(DEPLOYMENTS, deployment("app", "app:1"))
-            api.create(ROUTES, route("app"))
+            api.create(ROUTES, scenario.http_route("app"))
             api.create(CANARIES, canary("app", interval))
 
             async def read_weight() -> float:
@@ -220,7 +175,7 @@ async def memory_run(count: int, work: Path) -> dict[str, Any]:
             for i in range(count):
                 name = f"svc{i}"
                 api.create(DEPLOYMENTS, deployment(name, "v1"))
-                api.create(ROUTES, route(name))
+                api.create(ROUTES, scenario.http_route(name))
                 api.create(CANARIES, canary(name, "5s"))
             operator = OperatorProcess(
                 kubeconfig, work / "operator-mem.log", env={"TOLLGATE_PROMETHEUS_URL": prom.url}

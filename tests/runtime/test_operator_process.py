@@ -11,24 +11,32 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.world import CANARIES, DEPLOYMENTS, NS, ROUTES, canary, deployment, http_route
 from tollgate.api.status import Phase, RolloutStatus
 from tollgate.testing.controllers import DeploymentController
 from tollgate.testing.kubeapi import KubeApiServer
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import free_port
+from tollgate.testing.scenario import (
+    CANARIES,
+    DEPLOYMENTS,
+    NS,
+    ROUTES,
+    canary,
+    deployment,
+    http_route,
+    release,
+    rollout_status,
+)
 
 pytestmark = pytest.mark.integration
 FAST = {
     "skipAnalysis": True,
-    "checks": None,
     "analysis": {"interval": "2s", "stepWeight": 10, "maxWeight": 50, "progressDeadline": "1m"},
 }
 
 
 def status(api: KubeApiServer) -> RolloutStatus:
-    found = api.get(CANARIES, NS, "app")
-    return RolloutStatus.model_validate((found or {}).get("status") or {})
+    return rollout_status(api, "app")
 
 
 def weight_writes(api: KubeApiServer) -> list[int]:
@@ -45,10 +53,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApiServer, Operator
     async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         api.create(DEPLOYMENTS, deployment("app", "app:1"))
-        api.create(ROUTES, http_route())
-        spec: dict[str, Any] = canary(**FAST)
-        spec["spec"].pop("checks")
-        api.create(CANARIES, spec)
+        api.create(ROUTES, http_route("app"))
+        api.create(CANARIES, canary("app", FAST))
         operator = OperatorProcess(
             kubeconfig,
             tmp_path / "operator.log",
@@ -66,21 +72,12 @@ async def until(api: KubeApiServer, predicate: Any, timeout: float = 30.0) -> No
             await asyncio.sleep(0.05)
 
 
-def release(api: KubeApiServer, image: str) -> None:
-    api.patch(
-        DEPLOYMENTS,
-        NS,
-        "app",
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}},
-    )
-
-
 async def test_sigkill_mid_rollout_resumes_at_the_same_step(
     cluster: tuple[KubeApiServer, OperatorProcess],
 ) -> None:
     api, operator = cluster
     await until(api, lambda: status(api).phase is Phase.SUCCEEDED)
-    release(api, "app:2")
+    release(api, "app", "app:2")
     await until(api, lambda: status(api).current_step == 2)
     operator.kill()
     step_at_kill = status(api).current_step
@@ -99,7 +96,7 @@ async def test_deleting_a_canary_mid_rollout_returns_traffic_to_primary(
 ) -> None:
     api, _ = cluster
     await until(api, lambda: status(api).phase is Phase.SUCCEEDED)
-    release(api, "app:2")
+    release(api, "app", "app:2")
     await until(api, lambda: status(api).canary_weight == 20)
     api.delete(CANARIES, NS, "app")
     await until(api, lambda: api.get(CANARIES, NS, "app") is None)

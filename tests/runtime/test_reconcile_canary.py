@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.world import (
-    CANARIES,
-    NS,
-    ROUTES,
-    World,
-    stable_and_canary,
-    world,
-)
+from tests.runtime.world import World, stable_and_canary, world
 from tollgate.api.status import Phase
+from tollgate.testing.scenario import CANARIES, NS, ROUTES
 
 pytestmark = pytest.mark.integration
 

@@ -18,16 +18,14 @@ from tollgate.api.status import Phase, RolloutStatus
 from tollgate.runtime.canary import Outcome, reconcile_canary
 from tollgate.runtime.settings import Settings
 from tollgate.runtime.wiring import Wiring
+from tollgate.testing import scenario
 from tollgate.testing.controllers import DeploymentController
 from tollgate.testing.kubeapi import KubeApiServer
 from tollgate.testing.prometheus import PrometheusServer
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
 
-NS = "default"
 END = 1_767_225_600  # history ends 2026-01-01T00:00:00Z
 START = END - 3600
-CANARIES = "canaries.tollgate.dev"
-ROUTES = "httproutes.gateway.networking.k8s.io"
-DEPLOYMENTS = "deployments.apps"
 
 HEALTHY = {
     "error_share": 0.002,
@@ -50,40 +48,9 @@ def stable_and_canary(**canary: Any) -> list[Workload]:
     ]
 
 
-def deployment(name: str, image: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
-
-
-def http_route() -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "app", "namespace": NS},
-        "spec": {
-            "parentRefs": [{"name": "gw"}],
-            "rules": [{"backendRefs": [{"name": "app-primary", "port": 80}]}],
-        },
-    }
-
-
 def canary(**spec: Any) -> dict[str, Any]:
+    """The Canary of these tests: 5% steps to 20% every 30 s, four built-in checks."""
     body: dict[str, Any] = {
-        "targetRef": {"name": "app"},
-        "service": {"port": 80},
-        "router": {"httpRoute": {"name": "app"}},
         "analysis": {"interval": "30s", "stepWeight": 5, "maxWeight": 20},
         "checks": {
             "latency": {"maxMilliseconds": 500, "maxIncreasePercent": 25},
@@ -96,12 +63,7 @@ def canary(**spec: Any) -> dict[str, Any]:
         },
     }
     body.update(spec)
-    return {
-        "apiVersion": "tollgate.dev/v1alpha1",
-        "kind": "Canary",
-        "metadata": {"name": "app", "namespace": NS},
-        "spec": body,
-    }
+    return scenario.canary("app", body)
 
 
 @dataclass
@@ -122,13 +84,7 @@ class World:
         return RolloutStatus.model_validate(self.canary().get("status") or {})
 
     def route_weight(self) -> int:
-        route = self.api.get(ROUTES, NS, "app")
-        assert route is not None
-        refs: dict[str, int] = {
-            r["name"]: int(r.get("weight", 1)) for r in route["spec"]["rules"][0]["backendRefs"]
-        }
-        total = refs.get("app-primary", 0) + refs.get("app-canary", 0)
-        return round(100 * refs.get("app-canary", 0) / total)
+        return scenario.route_weight(self.api, "app")
 
     async def tick(self, seconds: float = 0.0) -> Outcome:
         """Advance the clock, let the deployment controller act, reconcile once."""
@@ -183,8 +139,8 @@ async def world(history: list[Workload], **spec: Any) -> AsyncIterator[World]:
                 datetime.fromtimestamp(START + 600, tz=UTC),
             )
             wiring.now = lambda: clock.now
-            api.create(DEPLOYMENTS, deployment("app", "app:1"))
-            api.create(ROUTES, http_route())
+            api.create(DEPLOYMENTS, scenario.deployment("app", "app:1", replicas=2))
+            api.create(ROUTES, scenario.http_route("app"))
             api.create(CANARIES, canary(**spec))
             try:
                 yield clock

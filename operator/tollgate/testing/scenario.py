@@ -1,0 +1,87 @@
+"""Objects of a typical rollout (a Deployment, an HTTPRoute to its primary, a Canary) and readers
+of what the operator did, shared by integration tests, the demo and the benchmarks."""
+
+from typing import Any
+
+from tollgate.api.status import RolloutStatus
+from tollgate.testing.kubeapi import KubeApiServer
+
+NS = "default"
+CANARIES = "canaries.tollgate.dev"
+ROUTES = "httproutes.gateway.networking.k8s.io"
+DEPLOYMENTS = "deployments.apps"
+
+
+def deployment(name: str, image: str, replicas: int = 1, namespace: str = NS) -> dict[str, Any]:
+    """A Deployment whose pods are labelled app=<name>."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def http_route(name: str, namespace: str = NS) -> dict[str, Any]:
+    """An HTTPRoute sending all traffic to <name>-primary, as a user writes it."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": f"{name}-primary", "port": 80}]}],
+        },
+    }
+
+
+def canary(name: str, spec: dict[str, Any], namespace: str = NS) -> dict[str, Any]:
+    """A Canary of Deployment <name> behind HTTPRoute <name>, with ``spec`` merged on top."""
+    body: dict[str, Any] = {
+        "targetRef": {"name": name},
+        "service": {"port": 80},
+        "router": {"httpRoute": {"name": name}},
+        **spec,
+    }
+    return {
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {k: v for k, v in body.items() if v is not None},
+    }
+
+
+def release(api: KubeApiServer, name: str, image: str, namespace: str = NS) -> None:
+    """What GitOps does: a new image in the Deployment's pod template."""
+    api.patch(
+        DEPLOYMENTS,
+        namespace,
+        name,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}},
+    )
+
+
+def route_weight(api: KubeApiServer, name: str, namespace: str = NS) -> int:
+    """The canary percent the HTTPRoute carries now (proportions, as Gateway API reads them)."""
+    found = api.get(ROUTES, namespace, name)
+    if found is None:
+        return 0
+    refs: dict[str, int] = {
+        r["name"]: int(r.get("weight", 1)) for r in found["spec"]["rules"][0]["backendRefs"]
+    }
+    total = refs.get(f"{name}-primary", 0) + refs.get(f"{name}-canary", 0)
+    return round(100 * refs.get(f"{name}-canary", 0) / total) if total else 0
+
+
+def rollout_status(api: KubeApiServer, name: str, namespace: str = NS) -> RolloutStatus:
+    """The Canary's status as the operator recorded it."""
+    found = api.get(CANARIES, namespace, name) or {}
+    return RolloutStatus.model_validate(found.get("status") or {})
