@@ -1,0 +1,115 @@
+"""Whole-system rollouts in real time: `kopf run`, the API test server, Prometheus scraping two
+workload exporters, and simulated traffic split by the weights the operator writes.
+
+A 3-second analysis interval and a 1-second scrape keep each rollout to about 20 seconds.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tollgate.api.status import Phase
+from tollgate.testing import scenario
+from tollgate.testing.controllers import DeploymentController
+from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.operator_process import OperatorProcess
+from tollgate.testing.prometheus import PrometheusServer
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
+from tollgate.testing.traffic import TrafficSimulator
+from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
+
+pytestmark = pytest.mark.integration
+SPEC = {
+    "analysis": {
+        "interval": "3s",
+        "stepWeight": 10,
+        "maxWeight": 30,
+        "failureLimit": 0,
+        "minSamples": 20,
+        "progressDeadline": "2m",
+    },
+    "checks": {"latency": {"maxIncreasePercent": 50}, "errorRate": {"maxPercent": 5}},
+}
+
+
+@dataclass
+class Live:
+    api: KubeApiServer
+    canary: WorkloadExporter
+    operator: OperatorProcess
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    stable = WorkloadExporter(NS, pod_name("app-primary", 1), Profile()).start()
+    canary = WorkloadExporter(NS, pod_name("app", 2), Profile()).start()
+    prometheus = PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom")
+    prometheus.set_targets([stable.target, canary.target])
+    prometheus.start()
+    try:
+        async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
+            api.create(DEPLOYMENTS, scenario.deployment("app", "app:1"))
+            api.create(ROUTES, scenario.http_route("app"))
+            api.create(CANARIES, scenario.canary("app", SPEC))
+
+            async def weight() -> float:
+                return float(scenario.route_weight(api, "app"))
+
+            operator = OperatorProcess(
+                api.write_kubeconfig(tmp_path / "kubeconfig"),
+                tmp_path / "operator.log",
+                env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
+            )
+            async with TrafficSimulator(200.0, weight, stable, canary, seed=11):
+                with operator:
+                    yield Live(api, canary, operator)
+    finally:
+        prometheus.close()
+        stable.stop()
+        canary.stop()
+
+
+async def until(predicate: object, timeout: float) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_healthy_release_is_promoted(live: Live) -> None:
+    api = live.api
+    await until(lambda: scenario.rollout_status(api, "app").phase is Phase.SUCCEEDED, 60)
+    scenario.release(api, "app", "app:2")
+    seen: list[int] = []
+
+    def promoted() -> bool:
+        weight = scenario.route_weight(api, "app")
+        if not seen or seen[-1] != weight:
+            seen.append(weight)
+        status = scenario.rollout_status(api, "app")
+        return status.phase is Phase.SUCCEEDED and status.reason == "Promoted"
+
+    await until(promoted, 120)
+    assert seen[-1] == 0
+    assert [w for w in seen if w] == [10, 20, 30]
+    checks = {c.name: c for c in scenario.rollout_status(api, "app").checks}
+    assert checks["latency"].verdict.value == "Pass"
+    assert checks["latency"].canary_samples >= 20
+
+
+async def test_p95_regression_is_rolled_back(live: Live) -> None:
+    api = live.api
+    await until(lambda: scenario.rollout_status(api, "app").phase is Phase.SUCCEEDED, 60)
+    scenario.release(api, "app", "app:2")
+    await until(lambda: scenario.route_weight(api, "app") >= 10, 60)
+    live.canary.latency_factor = 2.0
+    await until(lambda: scenario.rollout_status(api, "app").phase is Phase.ROLLED_BACK, 60)
+    status = scenario.rollout_status(api, "app")
+    assert status.reason == "AnalysisFailed"
+    assert scenario.route_weight(api, "app") == 0
+    assert {c.name for c in status.checks if c.verdict.value == "Fail"} == {"latency"}
