@@ -92,7 +92,7 @@ async def test_healthy_release_is_promoted(live: Live) -> None:
         if not seen or seen[-1] != weight:
             seen.append(weight)
         status = scenario.rollout_status(api, "app")
-        return status.phase is Phase.SUCCEEDED and status.reason == "Promoted"
+        return status.phase is Phase.SUCCEEDED and status.reason == "Promoted" and weight == 0
 
     await until(promoted, 120)
     assert seen[-1] == 0

@@ -83,7 +83,7 @@ async def test_sigkill_mid_rollout_resumes_at_the_same_step(
     step_at_kill = status(api).current_step
     await asyncio.sleep(1.0)
     operator.start()
-    await until(api, lambda: status(api).reason == "Promoted", timeout=60)
+    await until(api, lambda: status(api).reason == "Promoted" and weight_writes(api)[-1] == 0, 60)
     assert weight_writes(api) == [10, 20, 30, 40, 50, 0]  # none written twice, none skipped
     steps = [h.step for h in status(api).history if h.phase is Phase.PROGRESSING]
     assert steps == sorted(steps)  # never went back to an earlier step

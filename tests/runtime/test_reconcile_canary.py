@@ -11,6 +11,7 @@ import pytest
 
 from tests.runtime.world import World, stable_and_canary, world
 from tollgate.api.status import Phase
+from tollgate.runtime.canary import reconcile_canary
 from tollgate.testing.scenario import CANARIES, NS, ROUTES
 
 pytestmark = pytest.mark.integration
@@ -177,3 +178,60 @@ async def test_new_revision_mid_analysis_restarts_from_step_zero() -> None:
         await w.tick(1)
         assert (w.status().current_step, w.route_weight()) == (1, 5)
         await w.run_until(PROMOTED)
+
+
+def route_weights_written(w: World) -> list[int]:
+    out = []
+    for record in w.api.writes(ROUTES, "app"):
+        refs = record.body["spec"]["rules"][0]["backendRefs"]
+        out.append(next(r["weight"] for r in refs if r["name"] == "app-canary"))
+    return out
+
+
+@pytest.mark.parametrize("after_write", [False, True], ids=["write-lost", "response-lost"])
+async def test_a_step_recorded_but_not_applied_is_finished_not_undone(after_write: bool) -> None:
+    """The state a crash between the status write and the route write leaves behind."""
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        w.api.clear_requests()
+        w.api.fail_next("PUT", f"{ROUTES}/app", status=500, after_write=after_write)
+        await w.run_until(lambda w: w.status().canary_weight == 10)
+        assert w.status().current_step == 2
+        await w.run_until(lambda w: w.route_weight() == 10 and w.status().canary_weight == 10)
+        await w.run_until(lambda w: w.route_weight() == 15)
+        # 5 is never re-asserted; 10 is written once (a lost response already stored it)
+        assert route_weights_written(w) == ([15] if after_write else [10, 15])
+
+
+async def test_a_decision_on_a_stale_read_is_neither_recorded_nor_acted_on() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        stale = w.canary()
+        await w.run_until(lambda w: w.route_weight() == 10)
+        w.api.clear_requests()
+        outcome = await reconcile_canary(stale, w.wiring)
+        assert not outcome.status_written
+        assert w.api.writes(ROUTES) == []
+        assert w.api.writes(CANARIES) == []
+        assert (w.route_weight(), w.status().canary_weight) == (10, 10)
+
+
+async def test_a_step_whose_status_write_fails_is_not_applied() -> None:
+    """Applying a step that status does not hold would be undone as drift on the next tick."""
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        w.api.clear_requests()
+        w.api.fail_next("PATCH", "canaries/app/status", status=500, times=1000)
+        stepped = False
+        for _ in range(20):
+            outcome = await w.tick(5)
+            assert outcome.decision is not None
+            if any(getattr(a, "weight", None) == 10 for a in outcome.decision.actions):
+                stepped = True
+                break
+        assert stepped
+        assert not outcome.status_written
+        assert w.route_weight() == 5
+        w.api.clear_faults()
+        await w.run_until(lambda w: w.route_weight() == 15)
+        assert route_weights_written(w) == [10, 15]

@@ -1,4 +1,4 @@
-"""One reconcile of a Canary: observe, decide, act in a fixed order, record status once.
+"""One reconcile of a Canary: observe, decide, record the decision in status, then act.
 
 Every failure of the world (a missing Deployment, a router that refuses a write, Prometheus
 down) is turned into an observation or a condition; the status is always recorded, so the
@@ -7,11 +7,12 @@ changed.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tollgate.adapters.kube.client import KubeError
+from tollgate.adapters.kube.client import ConflictError, KubeError
 from tollgate.adapters.kube.events import post_event
 from tollgate.adapters.kube.resources import CANARIES
 from tollgate.adapters.kube.status import write_status
@@ -28,13 +29,14 @@ from tollgate.api.validation import parse
 from tollgate.engine import Decision, MetricReading, Observations, decide
 from tollgate.engine.checks import rules_for
 from tollgate.engine.conditions import merge, with_invalid_spec
-from tollgate.engine.decision import Notify, Promote, SetWeight
+from tollgate.engine.decision import Action, Notify, Promote, SetWeight
 from tollgate.engine.schedule import needs_metrics
 from tollgate.runtime.spec_checks import runtime_problems
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.canary")
 INVALID_SPEC_RESYNC = 60.0
+CONFLICT_RETRY = 0.2
 
 
 @dataclass
@@ -94,7 +96,10 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         problems += runtime_problems(spec, namespace)
     if spec is None or problems:
         stalled = with_invalid_spec(status, [str(p) for p in problems], generation, now)
-        written = await write_status(wiring.kube, CANARIES, namespace, name, raw_status, stalled)
+        written = (
+            await write_status(wiring.kube, CANARIES, namespace, name, raw_status, stalled)
+            is not None
+        )
         if written:
             wiring.count("status_writes")
             await post_event(
@@ -153,8 +158,65 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
     )
     decision = decide(spec, status, observations, now, generation)
 
+    # Record first, then act: a crash between the two leaves status ahead of the world, and the
+    # next reconcile finishes the same decision instead of undoing it.
+    recorded = _router_condition(decision.status, router_error, generation, now)
+    version = meta.get("resourceVersion")
+    try:
+        stored = await write_status(
+            wiring.kube, CANARIES, namespace, name, raw_status, recorded, version
+        )
+    except ConflictError:
+        log.info("%s/%s: decided on a stale read; reading again", namespace, name)
+        return Outcome(CONFLICT_RETRY, decision, False)
+    except KubeError as exc:
+        log.warning(
+            "%s/%s: status not recorded, only a rollback is applied: %s", namespace, name, exc
+        )
+        await _act(_safe_only(decision), spec, namespace, body, workload, wiring, now)
+        return Outcome(5.0, decision, False)
+    if stored is not None:
+        wiring.count("status_writes")
+        raw_status = stored.get("status") or {}
+        version = stored["metadata"]["resourceVersion"]
+
+    weight_writes, act_error = await _act(
+        decision.actions, spec, namespace, body, workload, wiring, now
+    )
+    final = _router_condition(recorded, act_error, generation, now) if weight_writes else recorded
+    if final != recorded:
+        try:
+            if await write_status(
+                wiring.kube, CANARIES, namespace, name, raw_status, final, version
+            ):
+                wiring.count("status_writes")
+        except KubeError as exc:  # the next reconcile sees the router again and says so
+            log.warning("%s/%s: router condition not recorded: %s", namespace, name, exc)
+    requeue = decision.requeue_after or wiring.settings.idle_resync
+    if router_error is not None or act_error is not None:
+        requeue = min(requeue, 5.0)
+    return Outcome(requeue, decision, stored is not None, weight_writes)
+
+
+def _safe_only(decision: Decision) -> tuple[Action, ...]:
+    """The part of an unrecorded decision that is safe to apply anyway: traffic off the canary."""
+    return tuple(a for a in decision.actions if isinstance(a, SetWeight) and a.weight == 0)
+
+
+async def _act(
+    actions: Sequence[Action],
+    spec: CanarySpec,
+    namespace: str,
+    body: dict[str, Any],
+    workload: DeploymentWorkload,
+    wiring: Wiring,
+    now: datetime,
+) -> tuple[int, Exception | None]:
+    """Carry out a recorded decision in order; the number of weight writes and the router error."""
+    name = body["metadata"]["name"]
     weight_writes = 0
-    for action in decision.actions:
+    router_error: Exception | None = None
+    for action in actions:
         if isinstance(action, SetWeight):
             weight_writes += 1
             try:
@@ -174,19 +236,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
                 wiring.kube, body, action.reason, action.message, warning=action.warning, now=now
             )
             wiring.count("events")
-
-    final = _router_condition(decision.status, router_error, generation, now)
-    try:
-        written = await write_status(wiring.kube, CANARIES, namespace, name, raw_status, final)
-    except KubeError as exc:  # e.g. the object is being deleted; the next tick retries
-        log.warning("%s/%s: status not recorded: %s", namespace, name, exc)
-        written = False
-    if written:
-        wiring.count("status_writes")
-    requeue = decision.requeue_after or wiring.settings.idle_resync
-    if router_error is not None:
-        requeue = min(requeue, 5.0)
-    return Outcome(requeue, decision, written, weight_writes)
+    return weight_writes, router_error
 
 
 async def _read_metrics(

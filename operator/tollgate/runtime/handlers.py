@@ -11,8 +11,9 @@ from typing import Any
 
 import kopf
 
-from tollgate.adapters.kube.client import KubeClient, KubeError
+from tollgate.adapters.kube.client import KubeClient, KubeError, NotFoundError
 from tollgate.adapters.kube.events import post_event
+from tollgate.adapters.kube.resources import CANARIES
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api import GROUP, VERSION
 from tollgate.api.canary import CanarySpec
@@ -105,8 +106,14 @@ async def canary_loop(
         if target:
             targets[(body.metadata.namespace, target)] = uid
         try:
-            outcome = await reconcile_canary(dict(body), wiring)
+            # kopf's body can lag our own last status write; decide only on a fresh read.
+            fresh = await wiring.kube.get(
+                CANARIES, body.metadata.namespace, body.metadata.name or ""
+            )
+            outcome = await reconcile_canary(fresh, wiring)
             delay = outcome.requeue_after
+        except NotFoundError:  # being deleted: kopf stops this daemon
+            delay = 1.0
         except Exception:
             log.exception("reconcile of %s/%s failed", body.metadata.namespace, body.metadata.name)
             delay = 10.0

@@ -2,7 +2,8 @@
 
 Comparison is on the parsed model, so formatting differences (timestamps, key order) never
 cause a write. Fields that became empty are sent as null, since a merge patch would otherwise
-keep their old values.
+keep their old values. With the resourceVersion of the object the decision was made from, the
+write is conditional: a decision taken on a stale read loses with a 409 instead of landing.
 """
 
 from typing import Any
@@ -37,10 +38,13 @@ async def write_status(
     name: str,
     old_raw: dict[str, Any] | None,
     new: RolloutStatus,
-) -> bool:
-    """Patch /status when it changed; True when a write happened."""
+    resource_version: str | None = None,
+) -> dict[str, Any] | None:
+    """Patch /status when it changed; the object as written, or None when nothing was sent."""
     patch = status_patch(old_raw, new)
     if patch is None:
-        return False
-    await kube.patch(resource, namespace, name, {"status": patch}, subresource="status")
-    return True
+        return None
+    body: dict[str, Any] = {"status": patch}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return await kube.patch(resource, namespace, name, body, subresource="status")
