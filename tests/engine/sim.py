@@ -13,7 +13,7 @@ from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import RolloutStatus
 from tollgate.engine import Decision, MetricReading, Observations, decide
 from tollgate.engine.decision import Action, Notify, Promote, Rollback, SetWeight
-from tollgate.engine.observations import GateState
+from tollgate.engine.observations import GateState, Requirement, RequirementState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -96,6 +96,7 @@ class World:
     router_broken: bool = False
     promotion_stuck: bool = False
     intents: int = 0
+    requirement: str | None = None  # a RequirementState value: the code a prompt needs
     log: list[Decision] = field(default_factory=list)
     observations: list[Observations] = field(default_factory=list)
 
@@ -114,6 +115,9 @@ class World:
             metrics=readings(metrics),
             gates={k: GateState(v) for k, v in (gates or {}).items()},
             intent=request,
+            requirement=None
+            if self.requirement is None
+            else Requirement(RequirementState(self.requirement), f"code is {self.requirement}"),
         )
 
     def apply(self, decision: Decision) -> None:

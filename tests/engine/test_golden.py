@@ -48,7 +48,14 @@ def test_transcript(path: Path) -> None:
     for tick in doc["ticks"]:
         for _ in range(tick.get("repeat", 1)):
             number += 1
-            for key in ("revision", "ready", "router_broken", "promotion_stuck", "weight"):
+            for key in (
+                "revision",
+                "ready",
+                "router_broken",
+                "promotion_stuck",
+                "weight",
+                "requirement",
+            ):
                 if key in tick:
                     setattr(world, key, tick[key])
             if "spec" in tick:

@@ -7,7 +7,7 @@ from pydantic import ConfigDict, Field
 
 from tollgate.api.base import ApiModel, cel
 from tollgate.api.objects import ObjectMeta, empty_meta
-from tollgate.api.refs import LocalRef, NamespacedRef, ShortName, TargetRef
+from tollgate.api.refs import LocalRef, NamespacedRef, ObjectName, ShortName, TargetRef
 from tollgate.api.rollout import ROLLOUT_RULES, RolloutSpec
 from tollgate.api.status import RolloutStatus
 
@@ -72,6 +72,13 @@ class CanarySpec(RolloutSpec):
     target_ref: TargetRef = Field(description="The Deployment to roll out.")
     service: ServiceSpec = Field(description="Service port of the workload.")
     router: RouterSpec = Field(description="Traffic router.")
+    prompts: list[ObjectName] | None = Field(
+        default=None,
+        max_length=32,
+        description="PromptReleases (same namespace) that depend on this code: they wait for "
+        "its release to be promoted and are rolled back when it is rolled back.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class Canary(ApiModel):

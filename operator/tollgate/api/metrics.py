@@ -77,3 +77,24 @@ class MetricsSpec(ApiModel):
         max_length=16,
         description="Extra label equality matchers added to every built-in query.",
     )
+
+
+PROMPT_VERSION_LABEL = "prompt_version"
+PROMPT_LABEL = "prompt"
+
+
+class PromptMetricsSpec(MetricsSpec):
+    """A PromptRelease's metrics: by default the names the Tollgate SDK records.
+
+    The SDK labels every series with ``prompt`` and ``prompt_version``; built-in queries of a
+    PromptRelease always match ``prompt="<spec.prompt>"`` besides the selector.
+    """
+
+    preset: MetricPreset = Field(
+        default=MetricPreset.OTEL_GENAI,
+        description="Metric name family; otel-genai is what the Tollgate SDK records.",
+    )
+    version_label: LabelName | None = Field(
+        default=PROMPT_VERSION_LABEL,
+        description="Label whose values are the prompt version names.",
+    )

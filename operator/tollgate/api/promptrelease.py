@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from tollgate.api.base import ApiModel, cel
+from tollgate.api.metrics import PromptMetricsSpec
 from tollgate.api.objects import ObjectMeta, empty_meta
 from tollgate.api.refs import ConfigMapKey, KeyRef, ObjectName, ShortName
 from tollgate.api.rollout import ROLLOUT_RULES, RolloutSpec
@@ -99,6 +100,11 @@ class PromptReleaseSpec(RolloutSpec):
     publish: PublishSpec = Field(description="Where the weights are published for apps.")
     requires: CodeRequirement | None = Field(
         default=None, description="Code version this prompt version needs."
+    )
+    metrics: PromptMetricsSpec = Field(
+        default_factory=PromptMetricsSpec,
+        json_schema_extra={"default": {}},
+        description="Metric source and names; defaults read what the Tollgate SDK records.",
     )
 
 

@@ -44,7 +44,7 @@ from tollgate.engine.decision import (
     Rollback,
     SetWeight,
 )
-from tollgate.engine.observations import GateState, Observations
+from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
 from tollgate.engine.schedule import analysis_due
 
@@ -87,6 +87,7 @@ class _Tick:
         self.reason = status.reason or ""
         self.message = status.message or ""
         self.intent: Intent | None = None
+        self.waiting_for_requirement = False
 
     # -- small helpers ---------------------------------------------------------------------
 
@@ -165,7 +166,8 @@ class _Tick:
     def initialize(self) -> None:
         stable = self.obs.stable_revision
         if stable is None:
-            self.note("Initializing", "waiting for the stable version to exist")
+            why = self.obs.target_message or "waiting for the stable version to exist"
+            self.note("Initializing", why)
             return
         self.set(stable_revision=stable, revision=stable, total_steps=len(self.plan.weights))
         self.transition(
@@ -176,6 +178,8 @@ class _Tick:
         """Succeeded or RolledBack: wait for a new revision (or a retry)."""
         rev = self.obs.revision
         if rev is None:
+            if self.obs.target_message:
+                self.note("TargetNotFound", self.obs.target_message)
             return
         retry = self.take_intent(IntentKind.RETRY)
         if rev == self.st.stable_revision:
@@ -237,8 +241,11 @@ class _Tick:
         if self.take_intent(IntentKind.ABORT):
             self.rollback("Aborted", "rollback requested by a user")
             return
+        if self.requirement_failed():
+            return
         if self.take_intent(IntentKind.PROMOTE):
-            self.promote("ManualPromotion", "promotion requested by a user")
+            if self.requirement_met():
+                self.promote("ManualPromotion", "promotion requested by a user")
             return
         if self.take_intent(IntentKind.PAUSE):
             self.set(paused_by_user=True)
@@ -321,9 +328,29 @@ class _Tick:
                 "AnalysisPassed", f"all checks passed at weight {self.st.canary_weight}%"
             )
 
+    def requirement_failed(self) -> bool:
+        """The code this rollout needs was rolled back: roll back with it."""
+        req = self.obs.requirement
+        if req is None or req.state is not RequirementState.FAILED:
+            return False
+        self.rollback("RequiredCodeRolledBack", req.message)
+        return True
+
+    def requirement_met(self) -> bool:
+        """Hold (without a deadline) until the required code is stable."""
+        req = self.obs.requirement
+        if req is None or req.state is RequirementState.MET:
+            return True
+        self.waiting_for_requirement = True
+        self.note("WaitingForCode", req.message)
+        return False
+
     def begin_traffic(self) -> None:
+        if not self.requirement_met():
+            return
         if not self.obs.target_ready:
-            self.note("WaitingForCanary", "waiting for the new version to become ready")
+            why = self.obs.target_message or "waiting for the new version to become ready"
+            self.note("WaitingForCanary", why)
             return
         if not self.router_confirms:
             self.note("WaitingForRouter", f"the router reads {self.obs.weight}, not 0%")
@@ -358,6 +385,8 @@ class _Tick:
                 self.note("StepPause", f"holding at {weight}% for {pause:g}s")
                 return
         last = self.st.current_step >= len(self.plan.weights)
+        if last and not self.requirement_met():
+            return
         if not self.gates_open(GateStage.BEFORE_PROMOTION if last else GateStage.BEFORE_STEP):
             return
         if last:
@@ -414,6 +443,8 @@ class _Tick:
         self.notify(EventKind.STEP, "StepUp", message)
 
     def check_deadline(self) -> None:
+        if self.waiting_for_requirement:  # waiting on another rollout is not a stall of this one
+            return
         budget = self.deadline
         pause = self.plan.pauses.get(self.st.canary_weight)
         if pause is not None:

@@ -15,6 +15,22 @@ class GateState(StrEnum):
     ERROR = "Error"
 
 
+class RequirementState(StrEnum):
+    """Where the code a prompt version needs stands."""
+
+    MET = "Met"  # the required code revision is stable
+    WAITING = "Waiting"  # not released yet, or still being rolled out
+    FAILED = "Failed"  # its rollout was rolled back: it will not come
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The state of a rollout's dependency on another one (a prompt on its code)."""
+
+    state: RequirementState
+    message: str = ""
+
+
 @dataclass(frozen=True)
 class MetricReading:
     """One check's values for the canary and the stable version over the analysis window.
@@ -39,17 +55,21 @@ class Observations:
     - ``revision``: the candidate's current revision (pod-template hash, or prompt version);
       None when the target cannot be found.
     - ``stable_revision``: what the stable track runs now; None until it exists.
-    - ``target_ready``: the candidate's pods can take traffic.
+    - ``target_ready``: the candidate's pods can take traffic; ``target_message`` says why
+      not, when the runtime knows (a missing template, an unreadable Deployment).
     - ``weight``: the canary weight read back from the router; None when unknown.
     - ``metrics``: readings of this tick's analysis; None when none was taken.
     - ``gates``: answers of the webhook gates asked this tick.
     - ``intent``: the pending user request, if any.
+    - ``requirement``: the code this rollout needs (PromptRelease); None when it needs none.
     """
 
     revision: str | None
     stable_revision: str | None = None
     target_ready: bool = True
+    target_message: str | None = None
     weight: int | None = None
     metrics: tuple[MetricReading, ...] | None = None
     gates: Mapping[str, GateState] = field(default_factory=dict)
     intent: Intent | None = None
+    requirement: Requirement | None = None

@@ -1,5 +1,6 @@
-"""kopf wiring: one daemon per Canary runs the reconcile loop; deletion returns traffic.
+"""kopf wiring: one daemon per Canary and per PromptRelease runs its reconcile loop.
 
+Deletion puts all traffic back on the stable version.
 Run with ``kopf run -m tollgate.runtime.handlers --all-namespaces`` (or ``--namespace``), with
 ``--standalone`` for a single replica or ``--peering`` for HA. The daemon sleeps until the next
 tick the engine asked for, or until the spec or a request annotation changes.
@@ -7,19 +8,23 @@ tick the engine asked for, or until the spec or a request annotation changes.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
 from tollgate.adapters.kube.client import KubeClient, KubeError, NotFoundError
 from tollgate.adapters.kube.events import post_event
-from tollgate.adapters.kube.resources import CANARIES
+from tollgate.adapters.kube.resources import CANARIES, PROMPTRELEASES, Resource
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api import GROUP, VERSION
 from tollgate.api.canary import CanarySpec
 from tollgate.api.intents import REQUEST_ANNOTATION
+from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import parse
 from tollgate.runtime.canary import reconcile_canary, router_for
+from tollgate.runtime.promptrelease import publisher_for, reconcile_prompt_release
+from tollgate.runtime.recording import Outcome
 from tollgate.runtime.settings import Settings
 from tollgate.runtime.wiring import Wiring
 
@@ -28,6 +33,7 @@ MEMO_WIRING = "tollgate_wiring"
 MEMO_WAKE = "tollgate_wake"
 MEMO_SEEN = "tollgate_seen"
 MEMO_TARGETS = "tollgate_targets"
+MEMO_PROMPTS = "tollgate_prompts"
 
 
 def _wiring(memo: kopf.Memo) -> Wiring:
@@ -46,6 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo[MEMO_WAKE] = {}
     memo[MEMO_SEEN] = {}
     memo[MEMO_TARGETS] = {}
+    memo[MEMO_PROMPTS] = {}
 
 
 @kopf.on.cleanup()
@@ -56,7 +63,17 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, "canaries")
 async def wake_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Wake the object's daemon when its spec or its request annotation changed."""
+    """Wake the Canary's daemon when its spec or its request annotation changed."""
+    _wake_if_changed(body, memo)
+
+
+@kopf.on.event(GROUP, VERSION, "promptreleases")
+async def wake_prompt_on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Wake the PromptRelease's daemon when its spec or its request annotation changed."""
+    _wake_if_changed(body, memo)
+
+
+def _wake_if_changed(body: kopf.Body, memo: kopf.Memo) -> None:
     uid = body.metadata.uid
     key = (body.metadata.get("generation"), body.metadata.annotations.get(REQUEST_ANNOTATION))
     seen: dict[str, Any] = memo.get(MEMO_SEEN, {})
@@ -90,64 +107,131 @@ async def wake_on_workload(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
             wake[uid].set()
 
 
+async def _loop(
+    resource: Resource,
+    reconcile: Callable[[dict[str, Any], Wiring], Awaitable[Outcome]],
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    on_tick: Callable[[dict[str, Any]], None],
+) -> None:
+    """Reconcile one object until it goes: on the engine's schedule, or at once when woken."""
+    wiring = _wiring(memo)
+    wake: dict[str, asyncio.Event] = memo[MEMO_WAKE]
+    uid = body.metadata.uid or ""
+    namespace, name = body.metadata.namespace, body.metadata.name or ""
+    event = wake.setdefault(uid, asyncio.Event())
+    try:
+        while not stopped:
+            event.clear()
+            try:
+                # kopf's body can lag our own last status write; decide only on a fresh read.
+                fresh = await wiring.kube.get(resource, namespace, name)
+                on_tick(fresh)
+                delay = (await reconcile(fresh, wiring)).requeue_after
+            except NotFoundError:  # being deleted: kopf stops this daemon
+                delay = 1.0
+            except Exception:
+                log.exception("reconcile of %s %s/%s failed", resource.kind, namespace, name)
+                delay = 10.0
+            waiter = asyncio.ensure_future(event.wait())
+            stopper = asyncio.ensure_future(stopped.wait())
+            try:
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+    finally:
+        wake.pop(uid, None)
+        for table in (memo[MEMO_TARGETS], memo[MEMO_PROMPTS]):
+            for key in [k for k, v in table.items() if v == uid]:
+                table.pop(key, None)
+
+
 @kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10.0)
 async def canary_loop(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
 ) -> None:
     """The reconcile loop of one Canary, for as long as it exists."""
-    wiring = _wiring(memo)
-    wake: dict[str, asyncio.Event] = memo[MEMO_WAKE]
-    uid = body.metadata.uid or ""
-    event = wake.setdefault(uid, asyncio.Event())
     targets: dict[tuple[str | None, str], str] = memo[MEMO_TARGETS]
-    while not stopped:
-        event.clear()
-        target = (body.spec.get("targetRef") or {}).get("name")
+    uid = body.metadata.uid or ""
+
+    def remember(fresh: dict[str, Any]) -> None:
+        target = (fresh.get("spec", {}).get("targetRef") or {}).get("name")
         if target:
             targets[(body.metadata.namespace, target)] = uid
-        try:
-            # kopf's body can lag our own last status write; decide only on a fresh read.
-            fresh = await wiring.kube.get(
-                CANARIES, body.metadata.namespace, body.metadata.name or ""
-            )
-            outcome = await reconcile_canary(fresh, wiring)
-            delay = outcome.requeue_after
-        except NotFoundError:  # being deleted: kopf stops this daemon
-            delay = 1.0
-        except Exception:
-            log.exception("reconcile of %s/%s failed", body.metadata.namespace, body.metadata.name)
-            delay = 10.0
-        waiter = asyncio.ensure_future(event.wait())
-        stopper = asyncio.ensure_future(stopped.wait())
-        try:
-            await asyncio.wait(
-                {waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            waiter.cancel()
-            stopper.cancel()
-    wake.pop(uid, None)
-    for key in [k for k, v in targets.items() if v == uid]:
-        targets.pop(key, None)
+
+    await _loop(CANARIES, reconcile_canary, body, stopped, memo, remember)
 
 
-@kopf.on.delete(GROUP, VERSION, "canaries")
-async def canary_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Put all traffic back on primary before the Canary goes; never hang on a missing route."""
-    wiring = _wiring(memo)
-    spec, _problems = parse(CanarySpec, dict(body.spec))
-    if spec is None:
+@kopf.daemon(GROUP, VERSION, "promptreleases", cancellation_timeout=10.0)
+async def prompt_release_loop(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    """The reconcile loop of one PromptRelease, for as long as it exists."""
+    prompts: dict[tuple[str | None, str], str] = memo[MEMO_PROMPTS]
+    prompts[(body.metadata.namespace, body.metadata.name or "")] = body.metadata.uid or ""
+    await _loop(PROMPTRELEASES, reconcile_prompt_release, body, stopped, memo, lambda _: None)
+
+
+@kopf.on.event(GROUP, VERSION, "canaries")
+async def wake_dependent_prompts(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Canary's release moved: wake the PromptReleases of its namespace that may need it."""
+    status = body.get("status") or {}
+    state = (status.get("phase"), status.get("revision"), status.get("stableRevision"))
+    seen: dict[Any, Any] = memo.get(MEMO_SEEN, {})
+    key = ("code", body.metadata.uid)
+    if seen.get(key) == state:
         return
-    namespace = body.metadata.namespace or ""
+    seen[key] = state
+    wake: dict[str, asyncio.Event] = memo.get(MEMO_WAKE, {})
+    for (namespace, _name), uid in list(memo.get(MEMO_PROMPTS, {}).items()):
+        if namespace == body.metadata.namespace and uid in wake:
+            wake[uid].set()
+
+
+async def _restore_on_delete(
+    body: kopf.Body, memo: kopf.Memo, restore: Callable[[Wiring], Awaitable[object]], what: str
+) -> None:
+    """Run ``restore`` within the delete timeout; on failure post an Event instead of hanging."""
+    wiring = _wiring(memo)
     try:
-        router = router_for(spec, namespace, wiring)
-        await asyncio.wait_for(router.set_weight(0), timeout=wiring.settings.delete_timeout)
+        await asyncio.wait_for(restore(wiring), timeout=wiring.settings.delete_timeout)
     except (RouterError, KubeError, TimeoutError) as exc:
         await post_event(
             wiring.kube,
             dict(body),
             "TrafficNotRestored",
-            f"could not return traffic to primary on deletion: {exc}",
+            f"could not put all traffic on {what} on deletion: {exc}",
             warning=True,
             now=wiring.now(),
         )
+
+
+@kopf.on.delete(GROUP, VERSION, "canaries")
+async def canary_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Put all traffic back on primary before the Canary goes; never hang on a missing route."""
+    spec, _problems = parse(CanarySpec, dict(body.spec))
+    if spec is None:
+        return
+
+    async def restore(wiring: Wiring) -> None:
+        await router_for(spec, body.metadata.namespace or "", wiring).set_weight(0)
+
+    await _restore_on_delete(body, memo, restore, "primary")
+
+
+@kopf.on.delete(GROUP, VERSION, "promptreleases")
+async def prompt_release_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Drop the candidate from the published document; the stable version stays for apps."""
+    spec, _problems = parse(PromptReleaseSpec, dict(body.spec))
+    if spec is None:
+        return
+
+    async def restore(wiring: Wiring) -> None:
+        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+        await (await publisher_for(spec, namespace, name, wiring)).set_weight(0)
+
+    await _restore_on_delete(body, memo, restore, "the stable prompt")

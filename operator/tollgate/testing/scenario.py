@@ -1,15 +1,20 @@
-"""Objects of a typical rollout (a Deployment, an HTTPRoute to its primary, a Canary) and readers
-of what the operator did, shared by integration tests, the demo and the benchmarks."""
+"""Objects of typical rollouts (a Deployment, an HTTPRoute to its primary, a Canary; a
+PromptRelease) and readers of what the operator did, shared by integration tests, the demo and
+the benchmarks."""
 
 from typing import Any
 
 from tollgate.api.status import RolloutStatus
+from tollgate.sdk.published import PublishedPrompt
+from tollgate.sdk.published import parse as parse_published
 from tollgate.testing.kubeapi import KubeApiServer
 
 NS = "default"
 CANARIES = "canaries.tollgate.dev"
 ROUTES = "httproutes.gateway.networking.k8s.io"
 DEPLOYMENTS = "deployments.apps"
+PROMPTS = "promptreleases.tollgate.dev"
+CONFIGMAPS = "configmaps"
 
 
 def deployment(name: str, image: str, replicas: int = 1, namespace: str = NS) -> dict[str, Any]:
@@ -81,7 +86,58 @@ def route_weight(api: KubeApiServer, name: str, namespace: str = NS) -> int:
     return round(100 * refs.get(f"{name}-canary", 0) / total) if total else 0
 
 
-def rollout_status(api: KubeApiServer, name: str, namespace: str = NS) -> RolloutStatus:
-    """The Canary's status as the operator recorded it."""
-    found = api.get(CANARIES, namespace, name) or {}
+def rollout_status(
+    api: KubeApiServer, name: str, namespace: str = NS, resource: str = CANARIES
+) -> RolloutStatus:
+    """The Canary's (or, with ``resource=PROMPTS``, the PromptRelease's) recorded status."""
+    found = api.get(resource, namespace, name) or {}
     return RolloutStatus.model_validate(found.get("status") or {})
+
+
+TEMPLATE = "You answer questions about {product}.\nQuestion: {question}\n"
+
+
+def prompt_version(name: str, **parameters: Any) -> dict[str, Any]:
+    """A version of the test prompt; ``parameters`` also drive the simulated model."""
+    return {
+        "name": name,
+        "model": "sim-1",
+        "template": f"[{name}] {TEMPLATE}",
+        "parameters": {"temperature": 0.2, **parameters},
+    }
+
+
+def prompt_release(
+    name: str,
+    spec: dict[str, Any],
+    versions: list[dict[str, Any]] | None = None,
+    namespace: str = NS,
+) -> dict[str, Any]:
+    """A PromptRelease of prompt <name> from v1 to v2, published in ConfigMap <name>-prompts."""
+    body: dict[str, Any] = {
+        "prompt": name,
+        "versions": versions or [prompt_version("v1"), prompt_version("v2")],
+        "stable": "v1",
+        "candidate": "v2",
+        "publish": {"configMap": f"{name}-prompts"},
+        **spec,
+    }
+    return {
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "PromptRelease",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {k: v for k, v in body.items() if v is not None},
+    }
+
+
+def published(api: KubeApiServer, name: str, namespace: str = NS) -> PublishedPrompt | None:
+    """The document apps read for PromptRelease <name> (default ConfigMap and key)."""
+    found = api.get(CONFIGMAPS, namespace, f"{name}-prompts")
+    text = ((found or {}).get("data") or {}).get("prompts.json")
+    return None if text is None else parse_published(text)
+
+
+def prompt_weight(api: KubeApiServer, name: str, namespace: str = NS) -> int:
+    """The candidate's published percent (0 when nothing or no candidate is published)."""
+    doc = published(api, name, namespace)
+    return 0 if doc is None else doc.candidate_weight

@@ -1,0 +1,191 @@
+"""What every reconcile shares after the decision: record it, then act, then note router errors.
+
+The decision is recorded before it is acted on, conditionally on the resourceVersion it was
+made from. A crash between the two leaves status ahead of the world, and the next reconcile
+finishes the same decision (the engine re-asserts the weight status holds) instead of undoing
+it; a decision made on a stale read loses with a 409 and is made again from a fresh read. When
+status cannot be written for another reason, only taking traffic off the canary is applied.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tollgate.adapters.kube.client import ConflictError, KubeError
+from tollgate.adapters.kube.events import post_event
+from tollgate.adapters.kube.resources import Resource
+from tollgate.adapters.kube.status import write_status
+from tollgate.adapters.metrics.queries import AnalysisRequest
+from tollgate.adapters.routers.base import RouterError
+from tollgate.api.rollout import RolloutSpec
+from tollgate.api.status import ConditionStatus, RolloutStatus
+from tollgate.api.validation import SpecProblem
+from tollgate.engine import Decision, MetricReading
+from tollgate.engine.checks import rules_for
+from tollgate.engine.conditions import merge, with_invalid_spec
+from tollgate.engine.decision import Action, Notify, Promote, SetWeight
+from tollgate.engine.schedule import needs_metrics
+from tollgate.runtime.wiring import Wiring
+
+log = logging.getLogger("tollgate.reconcile")
+INVALID_SPEC_RESYNC = 60.0
+CONFLICT_RETRY = 0.2
+ERROR_RESYNC = 5.0
+
+# Carries out a recorded decision's actions: (weight writes attempted, last router error).
+Act = Callable[[Sequence[Action]], Awaitable[tuple[int, Exception | None]]]
+
+
+@dataclass
+class Outcome:
+    """What a reconcile did, for the daemon loop and for tests."""
+
+    requeue_after: float
+    decision: Decision | None
+    status_written: bool
+    weight_writes: int = 0
+
+
+def router_condition(
+    status: RolloutStatus, error: Exception | None, generation: int | None, now: datetime
+) -> RolloutStatus:
+    """Add the TrafficRouted condition: the router accepted and verified our weight."""
+    if error is None:
+        wanted = (ConditionStatus.TRUE, "WeightVerified", "")
+    else:
+        reason = error.reason if isinstance(error, RouterError) else "RouterUnavailable"
+        wanted = (ConditionStatus.FALSE, reason, str(error))
+    previous = [c for c in status.conditions if c.type == "TrafficRouted"]
+    others = [c for c in status.conditions if c.type != "TrafficRouted"]
+    routed = merge(previous, {"TrafficRouted": wanted}, generation, now)
+    return status.model_copy(update={"conditions": [*others, *routed]})
+
+
+async def record_invalid(
+    wiring: Wiring,
+    resource: Resource,
+    body: dict[str, Any],
+    problems: Sequence[SpecProblem],
+    now: datetime,
+) -> Outcome:
+    """Stalled/InvalidSpec with every problem; phase and weight stay as they are."""
+    meta = body["metadata"]
+    raw_status = body.get("status") or {}
+    status = RolloutStatus.model_validate(raw_status)
+    stalled = with_invalid_spec(status, [str(p) for p in problems], meta.get("generation"), now)
+    stored = await write_status(
+        wiring.kube, resource, meta["namespace"], meta["name"], raw_status, stalled
+    )
+    if stored is not None:
+        wiring.count("status_writes")
+        message = "; ".join(map(str, problems))
+        await post_event(wiring.kube, body, "InvalidSpec", message, warning=True, now=now)
+    return Outcome(INVALID_SPEC_RESYNC, None, stored is not None)
+
+
+def safe_only(decision: Decision) -> tuple[Action, ...]:
+    """The part of an unrecorded decision that is safe to apply anyway: traffic off the canary."""
+    return tuple(a for a in decision.actions if isinstance(a, SetWeight) and a.weight == 0)
+
+
+async def record_then_act(
+    wiring: Wiring,
+    resource: Resource,
+    body: dict[str, Any],
+    decision: Decision,
+    router_error: Exception | None,
+    now: datetime,
+    act: Act,
+) -> Outcome:
+    """Record ``decision`` (conditionally), carry out its actions, record a router failure."""
+    meta = body["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    raw_status = body.get("status") or {}
+    recorded = router_condition(decision.status, router_error, generation, now)
+    version = meta.get("resourceVersion")
+    try:
+        stored = await write_status(
+            wiring.kube, resource, namespace, name, raw_status, recorded, version
+        )
+    except ConflictError:
+        log.info("%s/%s: decided on a stale read; reading again", namespace, name)
+        return Outcome(CONFLICT_RETRY, decision, False)
+    except KubeError as exc:
+        log.warning("%s/%s: status not recorded, only a rollback applies: %s", namespace, name, exc)
+        await act(safe_only(decision))
+        return Outcome(ERROR_RESYNC, decision, False)
+    if stored is not None:
+        wiring.count("status_writes")
+        raw_status = stored.get("status") or {}
+        version = stored["metadata"]["resourceVersion"]
+
+    weight_writes, act_error = await act(decision.actions)
+    final = router_condition(recorded, act_error, generation, now) if weight_writes else recorded
+    if final != recorded:
+        try:
+            if await write_status(
+                wiring.kube, resource, namespace, name, raw_status, final, version
+            ):
+                wiring.count("status_writes")
+        except KubeError as exc:  # the next reconcile reads the router again and says so
+            log.warning("%s/%s: router condition not recorded: %s", namespace, name, exc)
+    requeue = decision.requeue_after or wiring.settings.idle_resync
+    if router_error is not None or act_error is not None:
+        requeue = min(requeue, ERROR_RESYNC)
+    return Outcome(requeue, decision, stored is not None, weight_writes)
+
+
+async def read_metrics(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    request: Callable[[], AnalysisRequest],
+    now: datetime,
+    wiring: Wiring,
+) -> tuple[MetricReading, ...] | None:
+    """This tick's readings when an analysis is due; a provider failure is an Error verdict."""
+    if spec.checks is None or not needs_metrics(spec, status, now):
+        return None
+    try:
+        return await wiring.metrics.read(request(), now)
+    except Exception as exc:
+        return tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
+
+
+async def act_in_order(
+    actions: Sequence[Action],
+    body: dict[str, Any],
+    wiring: Wiring,
+    now: datetime,
+    set_weight: Callable[[int], Awaitable[object]],
+    promote: Callable[[str], Awaitable[object]],
+) -> tuple[int, Exception | None]:
+    """Carry out a recorded decision in order; the weight writes tried and the router error.
+
+    A failed promotion is only logged: the engine stays in Promoting and asks again.
+    """
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    weight_writes = 0
+    router_error: Exception | None = None
+    for action in actions:
+        if isinstance(action, SetWeight):
+            weight_writes += 1
+            try:
+                await set_weight(action.weight)
+                wiring.count("weight_writes")
+                router_error = None
+            except (RouterError, KubeError) as exc:
+                router_error = exc
+                log.warning("%s/%s: weight %s not applied: %s", namespace, name, action.weight, exc)
+        elif isinstance(action, Promote):
+            try:
+                await promote(action.revision)
+            except (RouterError, KubeError) as exc:
+                log.warning("%s/%s: promotion failed: %s", namespace, name, exc)
+        elif isinstance(action, Notify):
+            await post_event(
+                wiring.kube, body, action.reason, action.message, warning=action.warning, now=now
+            )
+            wiring.count("events")
+    return weight_writes, router_error
