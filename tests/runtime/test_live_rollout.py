@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tollgate.api.status import Phase
+from tollgate.api.status import Phase, RolloutStatus
 from tollgate.testing import scenario
 from tollgate.testing.controllers import DeploymentController
 from tollgate.testing.kubeapi import KubeApiServer
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import PrometheusServer
-from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, PROMPTS, ROUTES
 from tollgate.testing.traffic import TrafficSimulator
 from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
 
@@ -113,3 +113,30 @@ async def test_p95_regression_is_rolled_back(live: Live) -> None:
     assert status.reason == "AnalysisFailed"
     assert scenario.route_weight(api, "app") == 0
     assert {c.name for c in status.checks if c.verdict.value == "Fail"} == {"latency"}
+
+
+async def test_a_code_rollback_takes_its_dependent_prompt_back(live: Live) -> None:
+    """Code first: a prompt in flight on the code's release goes back when the code does."""
+    api = live.api
+    await until(lambda: scenario.rollout_status(api, "app").phase is Phase.SUCCEEDED, 60)
+    api.patch(CANARIES, NS, "app", {"spec": {"prompts": ["answer"]}})
+    paused_at_10 = {"interval": "2s", "stepWeight": 10, "maxWeight": 30, "pauses": [{"weight": 10}]}
+    api.create(
+        PROMPTS, scenario.prompt_release("answer", {"skipAnalysis": True, "analysis": paused_at_10})
+    )
+
+    def prompt() -> RolloutStatus:
+        return scenario.rollout_status(api, "answer", resource=PROMPTS)
+
+    await until(lambda: prompt().phase is Phase.PAUSED, 60)
+    assert scenario.prompt_weight(api, "answer") == 10
+    scenario.release(api, "app", "app:2")
+    await until(lambda: scenario.route_weight(api, "app") >= 10, 60)
+    live.canary.latency_factor = 2.0
+    await until(lambda: scenario.rollout_status(api, "app").phase is Phase.ROLLED_BACK, 60)
+    await until(lambda: prompt().phase is Phase.ROLLED_BACK, 30)
+    assert prompt().reason == "RequiredCodeRolledBack"
+    assert "Canary app rolled back revision" in (prompt().message or "")
+    doc = scenario.published(api, "answer")
+    assert doc is not None
+    assert (doc.stable, doc.candidate, dict(doc.weights)) == ("v1", None, {"v1": 100})

@@ -1,0 +1,122 @@
+"""Whole-system prompt rollouts in real time: `kopf run`, the API test server, an app process
+that serves the prompt through the SDK (watching the published ConfigMap), and the real
+Prometheus scraping the app's SDK metrics.
+
+A 3-second analysis interval and a 1-second scrape keep each rollout to about 20 seconds. The
+regressions are properties of the candidate version (its parameters drive the simulated model).
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tollgate.api.status import Phase, RolloutStatus
+from tollgate.testing import scenario
+from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.operator_process import OperatorProcess
+from tollgate.testing.prometheus import PrometheusServer
+from tollgate.testing.promptapp import PromptAppProcess
+from tollgate.testing.scenario import PROMPTS
+
+pytestmark = pytest.mark.integration
+SPEC: dict[str, Any] = {
+    "analysis": {
+        "interval": "3s",
+        "stepWeight": 10,
+        "maxWeight": 30,
+        "failureLimit": 0,
+        "minSamples": 20,
+        "progressDeadline": "2m",
+    },
+    "checks": {
+        "ttft": {"maxIncreasePercent": 50},
+        "errorRate": {"maxIncreasePoints": 2},
+        "costPerRequest": {
+            "pricing": {"inputPerMillionTokens": 0.15, "outputPerMillionTokens": 0.60},
+            "maxIncreasePercent": 20,
+        },
+    },
+}
+
+
+@dataclass
+class LivePrompt:
+    api: KubeApiServer
+    app: PromptAppProcess
+
+    def status(self) -> RolloutStatus:
+        return scenario.rollout_status(self.api, "answer", resource=PROMPTS)
+
+
+async def until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def live(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LivePrompt]:
+    candidate_parameters: dict[str, Any] = getattr(request, "param", {})
+    prometheus = PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom")
+    prometheus.start()
+    try:
+        async with KubeApiServer() as api:
+            app = PromptAppProcess(api.url, "answer-prompts", "answer", tmp_path / "app.jsonl")
+            prometheus.set_targets([app.target])
+            operator = OperatorProcess(
+                api.write_kubeconfig(tmp_path / "kubeconfig"),
+                tmp_path / "operator.log",
+                env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
+            )
+            versions = [
+                scenario.prompt_version("v1"),
+                scenario.prompt_version("v2", **candidate_parameters),
+            ]
+            api.create(PROMPTS, scenario.prompt_release("answer", SPEC, versions))
+            with app, operator:
+                yield LivePrompt(api, app)
+    finally:
+        prometheus.close()
+
+
+async def test_healthy_prompt_version_is_promoted(live: LivePrompt) -> None:
+    await until(lambda: live.status().reason == "Promoted", 90)
+    doc = scenario.published(live.api, "answer")
+    assert doc is not None
+    assert (doc.stable, doc.candidate, dict(doc.weights)) == ("v2", None, {"v2": 100})
+    checks = {c.name: c for c in live.status().checks}
+    assert {"ttft", "errorRate", "costPerRequest"} <= set(checks)
+    assert all(c.verdict.value == "Pass" for c in checks.values())
+    assert 'prompt="answer"' in (checks["ttft"].query or "")
+    await until(lambda: live.app.events("revision")[-1]["weights"] == {"v2": 100}, 10)
+
+
+@pytest.mark.parametrize(
+    ("live", "check"),
+    [
+        ({"sim_ttft_factor": 2.0}, "ttft"),
+        ({"sim_output_tokens": 450}, "costPerRequest"),
+        ({"sim_error_share": 0.08}, "errorRate"),
+    ],
+    ids=["ttft", "cost", "errors"],
+    indirect=["live"],
+)
+async def test_prompt_regression_rolls_back(live: LivePrompt, check: str) -> None:
+    await until(lambda: live.status().phase is Phase.ROLLED_BACK, 90)
+    status = live.status()
+    assert status.reason == "AnalysisFailed"
+    failing = {c.name for c in status.checks if c.verdict.value == "Fail"}
+    assert check in failing
+    doc = scenario.published(live.api, "answer")
+    assert doc is not None
+    assert (doc.stable, doc.candidate, dict(doc.weights)) == ("v1", None, {"v1": 100})
+    # The app follows: its last publication puts everyone on v1.
+    await until(lambda: live.app.events("revision")[-1]["weights"] == {"v1": 100}, 10)
+    served_v2 = [e for e in live.app.events("revision") if e["weights"].get("v2")]
+    assert served_v2, "the candidate never got traffic"
