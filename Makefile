@@ -64,6 +64,8 @@ e2e: $(STAMP) ## end-to-end tests on the cluster KUBECONFIG names (skipped when 
 bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.engine_decide
 	$(BIN)/python -m bench.canary_rollback
+	$(BIN)/python -m bench.prompt_rollback
+	$(BIN)/python -m bench.sdk_overhead
 
 demo: $(STAMP) ## see Tollgate run end to end on an embedded setup (no cluster needed)
 	$(BIN)/tollgate demo

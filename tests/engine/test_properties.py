@@ -70,6 +70,7 @@ class TickInput:
     intent: str | None
     hook: str
     router_broken: bool
+    requirement: str | None
 
 
 ticks = st.builds(
@@ -97,6 +98,7 @@ ticks = st.builds(
     | st.sampled_from(["pause", "resume", "promote", "abort", "retry"]),
     hook=st.sampled_from(["Open", "Open", "Closed", "Error"]),
     router_broken=st.booleans().map(lambda b: b and False) | st.just(False) | st.booleans(),
+    requirement=st.none() | st.none() | st.sampled_from(["Met", "Met", "Waiting", "Failed"]),
 )
 
 
@@ -105,6 +107,7 @@ def run(spec: CanarySpec, stream: list[TickInput]) -> World:
     world.tick()  # initialise: rev1 becomes stable
     for t in stream:
         world.revision, world.ready, world.router_broken = t.revision, t.ready, t.router_broken
+        world.requirement = t.requirement
         before = world.status
         obs = world.observe(metrics=t.metrics, intent=t.intent, gates={"hook": t.hook})
         world.now += timedelta(seconds=t.after)
@@ -213,3 +216,24 @@ def test_no_progress_unless_the_router_confirms_the_weight(
             promoted and d.reason != "ManualPromotion"
         ):
             assert obs.weight == before.status.canary_weight
+
+
+@given(specs(), st.lists(ticks, min_size=1, max_size=60))
+def test_required_code_gates_traffic_and_promotion(
+    spec: CanarySpec, stream: list[TickInput]
+) -> None:
+    """No first step and no promotion unless the required code is stable; a failed one rolls
+    back an active rollout in the same decision."""
+    world = run(spec, stream)
+    active = {Phase.PROGRESSING, Phase.PAUSED}
+    for before, obs, d in zip(world.log, world.observations[1:], world.log[1:], strict=False):
+        state = obs.requirement.state.value if obs.requirement is not None else None
+        promoted = d.status.phase is Phase.PROMOTING and before.status.phase is not Phase.PROMOTING
+        first_step = before.status.current_step == 0 and d.status.current_step == 1
+        if promoted or (
+            first_step and d.status.rollout_started_at == before.status.rollout_started_at
+        ):
+            assert state in (None, "Met"), (state, d.reason)
+        same_target = obs.revision == before.status.revision  # a revert to stable wins
+        if state == "Failed" and before.status.phase in active and same_target:
+            assert d.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK), d.reason

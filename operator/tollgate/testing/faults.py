@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,6 +111,7 @@ class RequestRecord:
     target: RequestTarget
     body: Any = None
     fault: bool = False
+    at: float = dataclasses.field(default_factory=time.time)  # wall time it was served
 
     @property
     def is_write(self) -> bool:
