@@ -14,6 +14,7 @@ from tollgate.api.status import RolloutStatus
 from tollgate.engine import Decision, MetricReading, Observations, decide
 from tollgate.engine.decision import Action, Notify, Promote, Rollback, SetWeight
 from tollgate.engine.observations import GateState, Requirement, RequirementState
+from tollgate.engine.sequential import Batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -101,7 +102,11 @@ class World:
     observations: list[Observations] = field(default_factory=list)
 
     def observe(
-        self, metrics: str = "none", intent: str | None = None, gates: dict[str, str] | None = None
+        self,
+        metrics: str = "none",
+        intent: str | None = None,
+        gates: dict[str, str] | None = None,
+        counts: dict[str, list[float]] | None = None,
     ) -> Observations:
         request = None
         if intent is not None:
@@ -118,6 +123,7 @@ class World:
             requirement=None
             if self.requirement is None
             else Requirement(RequirementState(self.requirement), f"code is {self.requirement}"),
+            counts={name: Batch(*row) for name, row in (counts or {}).items()},
         )
 
     def apply(self, decision: Decision) -> None:

@@ -65,6 +65,7 @@ def test_transcript(path: Path) -> None:
                 metrics=tick.get("metrics", "none"),
                 intent=tick.get("intent"),
                 gates=tick.get("gates"),
+                counts=tick.get("counts"),
             )
             expect = tick.get("expect", {})
             where = f"{path.name} tick {number} (t={world.now.isoformat()}): {decision.message}"
@@ -77,6 +78,7 @@ def test_transcript(path: Path) -> None:
                 "stable": decision.status.stable_revision,
                 "failed": decision.status.failed_analyses,
                 "errors": decision.status.consecutive_errors,
+                "evidence": {e.name: round(e.e_value, 2) for e in decision.status.evidence},
             }
             for key, want in expect.items():
                 assert got[key] == want, f"{where}: {key} = {got[key]!r}, expected {want!r}"

@@ -71,6 +71,7 @@ class TickInput:
     hook: str
     router_broken: bool
     requirement: str | None
+    counts: dict[str, list[float]] | None
 
 
 ticks = st.builds(
@@ -99,6 +100,14 @@ ticks = st.builds(
     hook=st.sampled_from(["Open", "Open", "Closed", "Error"]),
     router_broken=st.booleans().map(lambda b: b and False) | st.just(False) | st.booleans(),
     requirement=st.none() | st.none() | st.sampled_from(["Met", "Met", "Waiting", "Failed"]),
+    counts=st.none()
+    | st.sampled_from(
+        [
+            {"errorRate": [50, 1, 950, 19]},
+            {"errorRate": [50, 8, 950, 10], "latency": [50, 2, 950, 40]},
+            {"latency": [0, 0, 950, 40]},
+        ]
+    ),
 )
 
 
@@ -109,7 +118,9 @@ def run(spec: CanarySpec, stream: list[TickInput]) -> World:
         world.revision, world.ready, world.router_broken = t.revision, t.ready, t.router_broken
         world.requirement = t.requirement
         before = world.status
-        obs = world.observe(metrics=t.metrics, intent=t.intent, gates={"hook": t.hook})
+        obs = world.observe(
+            metrics=t.metrics, intent=t.intent, gates={"hook": t.hook}, counts=t.counts
+        )
         world.now += timedelta(seconds=t.after)
         decision = decide(world.spec, before, obs, world.now, generation=1)
         again = decide(world.spec, before, obs, world.now, generation=1)

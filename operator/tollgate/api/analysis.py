@@ -38,6 +38,31 @@ class StepPause(ApiModel):
     )
 
 
+class SequentialSpec(ApiModel):
+    """Anytime-valid tests of canary against stable on counts, fed at every reading.
+
+    Errors, requests over the latency or TTFT objective and cost units are compared as they
+    arrive; a rollout is rolled back as soon as the evidence crosses 1/alpha, and the chance of
+    that happening to a version no worse than stable stays under alpha however often it is
+    looked at. Threshold analyses still decide promotion.
+    """
+
+    enabled: bool = Field(default=True, description="Run the sequential tests.")
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        le=0.2,
+        description="Highest chance of rolling back a version no worse than stable, for the "
+        "whole rollout; split evenly over the checks that take part.",
+    )
+    min_samples: int = Field(
+        default=20,
+        ge=0,
+        le=10_000_000,
+        description="Requests each version must have served before a sequential rejection.",
+    )
+
+
 class AnalysisSpec(ApiModel):
     """The step plan and the analysis that gates every step."""
 
@@ -130,6 +155,11 @@ class AnalysisSpec(ApiModel):
         default=NoDataPolicy.HOLD,
         description="Default for checks without data: Hold (wait; the progress deadline still "
         "applies) or Fail (count a failed analysis). No data never promotes.",
+    )
+    sequential: SequentialSpec = Field(
+        default_factory=SequentialSpec,
+        json_schema_extra={"default": {}},
+        description="Anytime-valid sequential tests that roll back early on clear evidence.",
     )
     progress_deadline: Duration = Field(
         default="10m",

@@ -90,6 +90,23 @@ class CheckStatus(StatusModel):
     message: Message = Field(default="", description="Why this verdict.")
 
 
+class EvidenceStatus(StatusModel):
+    """The running sequential test of one check: the evidence against "no worse than stable"."""
+
+    name: Annotated[str, Field(max_length=100)] = Field(description="Check name.")
+    e_value: float = Field(description="Current e-value; the test rejects at the boundary.")
+    boundary: float = Field(description="1/alpha for this check.")
+    canary_bad: float = Field(default=0, description="Bad events of the new version so far.")
+    canary_total: float = Field(default=0, description="Requests of the new version so far.")
+    stable_bad: float = Field(default=0, description="Bad events of the stable version so far.")
+    stable_total: float = Field(default=0, description="Requests of the stable version so far.")
+    log_e: list[float] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Log e-value per alternative of the test (its state across restarts).",
+    )
+
+
 class HistoryEntry(StatusModel):
     """One decision that changed the phase or the weight."""
 
@@ -130,6 +147,11 @@ class RolloutStatus(StatusModel):
     )
     checks: list[CheckStatus] = Field(
         default_factory=list, max_length=32, description="Last verdict of every check."
+    )
+    evidence: list[EvidenceStatus] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Sequential tests of this rollout, one per check that takes part.",
     )
     failed_analyses: int = Field(default=0, ge=0, description="Failed analyses in this rollout.")
     consecutive_errors: int = Field(

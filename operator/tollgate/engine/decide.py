@@ -28,6 +28,7 @@ from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import (
     HISTORY_LIMIT,
     TERMINAL_PHASES,
+    EvidenceStatus,
     HistoryEntry,
     Phase,
     RolloutStatus,
@@ -44,9 +45,11 @@ from tollgate.engine.decision import (
     Rollback,
     SetWeight,
 )
+from tollgate.engine.evidence import explain_evidence, sequential_checks
 from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
 from tollgate.engine.schedule import analysis_due
+from tollgate.engine.sequential import Evidence, SequentialTest
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 SETTLING_REQUEUE = 5.0
@@ -231,6 +234,7 @@ class _Tick:
             approved_gates=None,
             pending_gates=[],
             checks=[],
+            evidence=[],
         )
         self.transition(Phase.PROGRESSING, reason, message)
         self.notify(EventKind.STARTED, reason, message)
@@ -242,6 +246,8 @@ class _Tick:
             self.rollback("Aborted", "rollback requested by a user")
             return
         if self.requirement_failed():
+            return
+        if self.evidence_rejects():
             return
         if self.take_intent(IntentKind.PROMOTE):
             if self.requirement_met():
@@ -327,6 +333,50 @@ class _Tick:
             self.note_progress(
                 "AnalysisPassed", f"all checks passed at weight {self.st.canary_weight}%"
             )
+
+    def evidence_rejects(self) -> bool:
+        """Feed this reading's counts to the sequential tests; roll back on a rejection."""
+        settings = self.spec.analysis.sequential
+        if not self.obs.counts or not settings.enabled or self.spec.skip_analysis:
+            return False
+        taking_part = sequential_checks(self.spec)
+        test = SequentialTest(
+            alpha=settings.alpha / max(1, len(taking_part)), min_samples=settings.min_samples
+        )
+        kept = {e.name: e for e in self.st.evidence}
+        rejected: list[str] = []
+        for name in taking_part:
+            batch = self.obs.counts.get(name)
+            if batch is None:
+                continue
+            before = kept.get(name)
+            state = Evidence.start(test.grid)
+            if before is not None:
+                state = Evidence(
+                    tuple(before.log_e),
+                    before.canary_total,
+                    before.canary_bad,
+                    before.stable_total,
+                    before.stable_bad,
+                )
+            state = test.update(state, batch)
+            kept[name] = EvidenceStatus(
+                name=name,
+                e_value=round(test.e_value(state), 6),
+                boundary=round(test.boundary, 6),
+                canary_bad=state.canary_bad,
+                canary_total=state.canary_total,
+                stable_bad=state.stable_bad,
+                stable_total=state.stable_total,
+                log_e=list(state.log_e),
+            )
+            if test.rejects(state):
+                rejected.append(explain_evidence(kept[name]))
+        self.set(evidence=[kept[n] for n in sorted(kept)])
+        if rejected:
+            self.rollback("AnalysisFailed", "sequential test: " + "; ".join(rejected))
+            return True
+        return False
 
     def requirement_failed(self) -> bool:
         """The code this rollout needs was rolled back: roll back with it."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tollgate.api.intents import Intent
+from tollgate.engine.sequential import Batch
 
 
 class GateState(StrEnum):
@@ -62,6 +63,8 @@ class Observations:
     - ``gates``: answers of the webhook gates asked this tick.
     - ``intent``: the pending user request, if any.
     - ``requirement``: the code this rollout needs (PromptRelease); None when it needs none.
+    - ``counts``: per check, the requests and bad events of both versions since the previous
+      reading (counter increments through resets), for the sequential tests.
     """
 
     revision: str | None
@@ -73,3 +76,4 @@ class Observations:
     gates: Mapping[str, GateState] = field(default_factory=dict)
     intent: Intent | None = None
     requirement: Requirement | None = None
+    counts: Mapping[str, Batch] = field(default_factory=dict)
