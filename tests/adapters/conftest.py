@@ -45,11 +45,31 @@ OTHER_STABLE = Workload(
     ttft_shares=(1, 1, 1, 1, 1),
 )
 
+# Kubernetes names may hold dots: the pod regex must survive PromQL's string escaping.
+DOTTED = Workload(
+    "dots",
+    "api.v2-7d9f8c6b5-abcde",
+    rps=4,
+    error_share=0.25,
+    latency_shares=(1, 1, 1, 1, 1),
+    ttft_shares=(1, 1, 1, 1, 1),
+)
+DOTTED_STABLE = Workload(
+    "dots",
+    "api.v2-primary-5f6d7c8b9-fghij",
+    rps=6,
+    error_share=0.0,
+    latency_shares=(1, 1, 1, 1, 1),
+    ttft_shares=(1, 1, 1, 1, 1),
+)
+
 
 @pytest.fixture(scope="session")
 def prometheus() -> Iterator[PrometheusServer]:
     server = PrometheusServer()
-    server.backfill(openmetrics([CANARY, STABLE, OTHER, OTHER_STABLE], T - 3600, T))
+    server.backfill(
+        openmetrics([CANARY, STABLE, OTHER, OTHER_STABLE, DOTTED, DOTTED_STABLE], T - 3600, T)
+    )
     server.start()
     yield server
     server.close()

@@ -121,6 +121,15 @@ def test_concurrent_reads_share_one_batch(prometheus: PrometheusServer) -> None:
     assert {r.check for r in shop} == {r.check for r in blog}
 
 
+def test_workload_names_with_dots_are_matched(prometheus: PrometheusServer) -> None:
+    got = read(batcher_for(), request(prometheus.url, namespace="dots", name="api.v2"))[
+        "dots/api.v2"
+    ]
+    assert all(r.error is None for r in got.values()), got
+    assert got["errorRate"].canary == pytest.approx(0.25)
+    assert got["errorRate"].stable == pytest.approx(0.0)
+
+
 def test_hostile_selector_values_are_escaped(prometheus: PrometheusServer) -> None:
     evil = request(prometheus.url, metrics={"selector": {"service": 'x"} or vector(1) #\\'}})
     got = read(batcher_for(), evil)["shop/app"]

@@ -111,7 +111,7 @@ async def test_prompt_regression_rolls_back(live: LivePrompt, check: str) -> Non
     await until(lambda: live.status().phase is Phase.ROLLED_BACK, 90)
     status = live.status()
     assert status.reason == "AnalysisFailed"
-    failing = {c.name for c in status.checks if c.verdict.value == "Fail"}
+    failing = scenario.failing_checks(status)
     assert check in failing
     doc = scenario.published(live.api, "answer")
     assert doc is not None

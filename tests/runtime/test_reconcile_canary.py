@@ -12,6 +12,7 @@ import pytest
 from tests.runtime.world import World, stable_and_canary, world
 from tollgate.api.status import Phase
 from tollgate.runtime.canary import reconcile_canary
+from tollgate.testing import scenario
 from tollgate.testing.scenario import CANARIES, NS, ROUTES
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ async def test_regression_rolls_back(regression: dict[str, Any], check: str) -> 
         status = w.status()
         assert status.reason == "AnalysisFailed"
         assert w.route_weight() == 0
-        failing = {c.name for c in status.checks if c.verdict.value == "Fail"}
+        failing = scenario.failing_checks(status)
         assert check in failing
         assert status.stable_revision != status.revision
         conditions = {c.type: c.status.value for c in status.conditions}
@@ -235,3 +236,34 @@ async def test_a_step_whose_status_write_fails_is_not_applied() -> None:
         w.api.clear_faults()
         await w.run_until(lambda w: w.route_weight() == 15)
         assert route_weights_written(w) == [10, 15]
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "thresholds-only"])
+async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool) -> None:
+    """With failureLimit 3 the thresholds need four failed analyses; the counts need one."""
+    analysis = {
+        "interval": "30s",
+        "stepWeight": 5,
+        "maxWeight": 20,
+        "failureLimit": 3,
+        "progressDeadline": "5m",
+        "sequential": {"enabled": sequential},
+    }
+    async with world(stable_and_canary(error_share=0.08), analysis=analysis) as w:
+        await start_rollout(w)
+        began = w.now
+        await w.run_until(ROLLED_BACK)
+        status = w.status()
+        rolled_back_after = (
+            next(h.time for h in status.history if h.phase is Phase.ROLLING_BACK) - began
+        )
+        if sequential:
+            assert rolled_back_after.total_seconds() <= 35
+            assert (status.message or "").startswith("sequential test: errorRate")
+            evidence = {e.name: e for e in status.evidence}
+            assert evidence["errorRate"].e_value >= evidence["errorRate"].boundary
+            assert evidence["errorRate"].canary_total > 0
+        else:
+            assert rolled_back_after.total_seconds() >= 4 * 30
+            assert status.evidence == []
+        assert w.route_weight() == 0

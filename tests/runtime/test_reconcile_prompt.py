@@ -14,6 +14,7 @@ import pytest
 
 from tollgate.adapters.kube.client import KubeClient
 from tollgate.adapters.metrics.batch import MetricsBatcher
+from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient
 from tollgate.api.status import Phase, RolloutStatus
 from tollgate.runtime.promptrelease import reconcile_prompt_release
@@ -94,6 +95,7 @@ async def world() -> AsyncIterator[PromptWorld]:
             kube=KubeClient(httpx.AsyncClient(base_url=api.url, timeout=5.0)),
             http=http,
             metrics=MetricsBatcher(lambda url: PrometheusClient(url, 1.0, client=http), window=0.0),
+            counts=CountReader(lambda url: PrometheusClient(url, 1.0, client=http)),
         )
         try:
             yield PromptWorld(api, wiring)

@@ -13,6 +13,7 @@ import httpx
 from tests.adapters.history import Workload, openmetrics
 from tollgate.adapters.kube.client import KubeClient
 from tollgate.adapters.metrics.batch import MetricsBatcher
+from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient
 from tollgate.api.status import Phase, RolloutStatus
 from tollgate.runtime.canary import Outcome, reconcile_canary
@@ -130,6 +131,7 @@ async def world(history: list[Workload], **spec: Any) -> AsyncIterator[World]:
                 metrics=MetricsBatcher(
                     lambda url: PrometheusClient(url, 5.0, client=http), window=0.0
                 ),
+                counts=CountReader(lambda url: PrometheusClient(url, 5.0, client=http)),
             )
             clock = World(
                 api,

@@ -100,6 +100,11 @@ class EvidenceStatus(StatusModel):
     canary_total: float = Field(default=0, description="Requests of the new version so far.")
     stable_bad: float = Field(default=0, description="Bad events of the stable version so far.")
     stable_total: float = Field(default=0, description="Requests of the stable version so far.")
+    objective: float | None = Field(
+        default=None,
+        description="For latency and TTFT: the bucket bound (seconds) a request must exceed to "
+        "count as bad, fixed at the rollout's first reading.",
+    )
     log_e: list[float] = Field(
         default_factory=list,
         max_length=16,

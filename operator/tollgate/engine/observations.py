@@ -64,7 +64,8 @@ class Observations:
     - ``intent``: the pending user request, if any.
     - ``requirement``: the code this rollout needs (PromptRelease); None when it needs none.
     - ``counts``: per check, the requests and bad events of both versions since the previous
-      reading (counter increments through resets), for the sequential tests.
+      reading (counter increments through resets), for the sequential tests; ``objectives``:
+      the latency and TTFT bounds those counts were taken against.
     """
 
     revision: str | None
@@ -77,3 +78,4 @@ class Observations:
     intent: Intent | None = None
     requirement: Requirement | None = None
     counts: Mapping[str, Batch] = field(default_factory=dict)
+    objectives: Mapping[str, float] = field(default_factory=dict)

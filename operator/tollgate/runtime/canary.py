@@ -27,7 +27,7 @@ from tollgate.engine.decision import Action
 from tollgate.runtime.recording import (
     Outcome,
     act_in_order,
-    read_metrics,
+    read_analysis,
     record_invalid,
     record_then_act,
 )
@@ -101,7 +101,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
             "revision": status.revision,
         },
     )
-    metrics = await read_metrics(
+    analysis = await read_analysis(
         spec, status, lambda: _analysis_request(spec, namespace, wiring), now, wiring
     )
     observations = Observations(
@@ -110,7 +110,9 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         target_ready=state.target_ready,
         target_message=state.problem,
         weight=weight,
-        metrics=metrics,
+        metrics=analysis.readings,
+        counts=analysis.counts,
+        objectives=analysis.objectives,
         gates=gates,
         intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
     )

@@ -30,7 +30,7 @@ from tollgate.runtime.dependencies import code_requirement
 from tollgate.runtime.recording import (
     Outcome,
     act_in_order,
-    read_metrics,
+    read_analysis,
     record_invalid,
     record_then_act,
 )
@@ -128,7 +128,7 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
         },
     )
     stable_name = doc.stable if doc is not None else spec.stable
-    metrics = await read_metrics(
+    analysis = await read_analysis(
         spec,
         status,
         lambda: _analysis_request(spec, namespace, name, stable_name, wiring),
@@ -141,7 +141,9 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
         target_ready=publisher.candidate is not None,
         target_message=publisher.missing,
         weight=publisher.weight_of(doc) if doc is not None else None,
-        metrics=metrics,
+        metrics=analysis.readings,
+        counts=analysis.counts,
+        objectives=analysis.objectives,
         gates=gates,
         intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
         requirement=requirement,

@@ -9,7 +9,7 @@ status cannot be written for another reason, only taking traffic off the canary 
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from tollgate.engine.checks import rules_for
 from tollgate.engine.conditions import merge, with_invalid_spec
 from tollgate.engine.decision import Action, Notify, Promote, SetWeight
 from tollgate.engine.schedule import needs_metrics
+from tollgate.engine.sequential import Batch
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.reconcile")
@@ -137,20 +138,46 @@ async def record_then_act(
     return Outcome(requeue, decision, stored is not None, weight_writes)
 
 
-async def read_metrics(
+@dataclass
+class Analysis:
+    """What Prometheus said this tick: threshold readings and sequential counts."""
+
+    readings: tuple[MetricReading, ...] | None = None
+    counts: dict[str, Batch] = field(default_factory=dict)
+    objectives: dict[str, float] = field(default_factory=dict)
+
+
+async def read_analysis(
     spec: RolloutSpec,
     status: RolloutStatus,
     request: Callable[[], AnalysisRequest],
     now: datetime,
     wiring: Wiring,
-) -> tuple[MetricReading, ...] | None:
-    """This tick's readings when an analysis is due; a provider failure is an Error verdict."""
+) -> Analysis:
+    """This tick's readings and counts when an analysis is due.
+
+    A provider failure is an Error verdict for the thresholds and no evidence for the tests.
+    """
     if spec.checks is None or not needs_metrics(spec, status, now):
-        return None
+        return Analysis()
+    asked = request()
     try:
-        return await wiring.metrics.read(request(), now)
+        readings = await wiring.metrics.read(asked, now)
     except Exception as exc:
-        return tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
+        readings = tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
+    out = Analysis(readings)
+    if spec.analysis.sequential.enabled and status.revision:
+        baseline = status.step_started_at
+        if status.last_analysis_at and (baseline is None or status.last_analysis_at > baseline):
+            baseline = status.last_analysis_at
+        objectives = {e.name: e.objective for e in status.evidence if e.objective is not None}
+        try:
+            counted = await wiring.counts.read(asked, status.revision, objectives, now, baseline)
+        except Exception as exc:  # no evidence this tick; the thresholds still judge
+            log.warning("%s: counts not read: %s", asked.key, exc)
+        else:
+            out.counts, out.objectives = counted.counts, counted.objectives
+    return out
 
 
 async def act_in_order(

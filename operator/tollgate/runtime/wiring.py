@@ -8,6 +8,7 @@ import httpx
 
 from tollgate.adapters.kube.client import KubeClient
 from tollgate.adapters.metrics.batch import MetricsBatcher
+from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient
 from tollgate.runtime.settings import Settings
 
@@ -25,6 +26,7 @@ class Wiring:
     kube: KubeClient
     http: httpx.AsyncClient
     metrics: MetricsBatcher
+    counts: CountReader
     now: Callable[[], datetime] = utcnow
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -38,7 +40,13 @@ class Wiring:
                 clients[address] = PrometheusClient(address, timeout=10.0, client=http)
             return clients[address]
 
-        return cls(settings=settings, kube=kube, http=http, metrics=MetricsBatcher(prometheus))
+        return cls(
+            settings=settings,
+            kube=kube,
+            http=http,
+            metrics=MetricsBatcher(prometheus),
+            counts=CountReader(prometheus),
+        )
 
     def count(self, name: str, by: int = 1) -> None:
         """Count an operation (status writes, weight writes, queries) for tests and benches."""

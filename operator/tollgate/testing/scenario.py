@@ -94,6 +94,12 @@ def rollout_status(
     return RolloutStatus.model_validate(found.get("status") or {})
 
 
+def failing_checks(status: RolloutStatus) -> set[str]:
+    """Checks that judged the new version bad: a failed threshold or a rejecting sequential test."""
+    failed = {c.name for c in status.checks if c.verdict.value == "Fail"}
+    return failed | {e.name for e in status.evidence if e.e_value >= e.boundary}
+
+
 TEMPLATE = "You answer questions about {product}.\nQuestion: {question}\n"
 
 

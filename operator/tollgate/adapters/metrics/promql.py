@@ -27,6 +27,16 @@ def any_of(values: Iterable[str]) -> str:
     return quote("|".join(regex_escape(v) for v in sorted(set(values))))
 
 
+def pods_of(workloads: Iterable[str], suffix: str) -> str:
+    """A quoted regex matching pod names ``<workload><suffix>`` of any of ``workloads``.
+
+    Workload names may hold dots (Kubernetes names are DNS subdomains): RE2-escaped, then
+    quoted, since PromQL strings reject escapes like ``\\.`` that they do not know.
+    """
+    names = "|".join(regex_escape(w) for w in sorted(set(workloads)))
+    return quote(f"({names}){suffix}")
+
+
 def matchers(equal: Mapping[str, str], extra: Iterable[str] = ()) -> str:
     """Label matchers inside braces, deterministic order: equality first, then ``extra``."""
     parts = [f"{name}={quote(value)}" for name, value in sorted(equal.items())]

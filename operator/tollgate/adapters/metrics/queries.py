@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from tollgate.adapters.metrics.families import Family, Shape, families_for
 from tollgate.adapters.metrics.histograms import bucket_bound, quantile
 from tollgate.adapters.metrics.prometheus import Sample
-from tollgate.adapters.metrics.promql import any_of, duration, matchers, quote, regex_escape
+from tollgate.adapters.metrics.promql import any_of, duration, matchers, pods_of, quote
 from tollgate.api.checks import ChecksSpec, CostCheck
 from tollgate.api.metrics import MetricsSpec
 from tollgate.engine.observations import MetricReading
@@ -79,8 +79,7 @@ class FamilyQuery:
         extra.append(f"{g.namespace_label}=~{any_of(namespaces)}")
         values = [v for m in members for v in (m.canary, m.stable)]
         if g.version_label is None:
-            pods = "|".join(regex_escape(v) for v in sorted(set(values)))
-            extra.append(f'pod=~"({pods}){POD_SUFFIX}"')
+            extra.append(f"pod=~{pods_of(values, POD_SUFFIX)}")
         else:
             extra.append(f"{g.version_label}=~{any_of(values)}")
         inner = f"increase({self.family.series()}{{{matchers(dict(g.selector), extra)}}}"
@@ -315,7 +314,7 @@ def render_custom(template: str, request: AnalysisRequest, version: str) -> str:
     """A custom check's template with its placeholders filled for one version."""
     label = request.version_label
     if label is None:
-        version_matcher = f'pod=~"{regex_escape(version)}{POD_SUFFIX}"'
+        version_matcher = f"pod=~{pods_of([version], POD_SUFFIX)}"
     else:
         version_matcher = f"{label}={quote(version)}"
     selector = matchers(

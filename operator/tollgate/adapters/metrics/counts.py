@@ -1,0 +1,258 @@
+"""Counts for the sequential tests: cumulative counters per series, differenced between readings.
+
+No rate window and no extrapolation: the adapter reads each series' cumulative value (requests,
+errors, histogram buckets) as Prometheus last scraped it, keeps the previous value of every
+series in memory, and sums the increases per version. A series whose value went down was reset
+(its process restarted) and counted its current value since. The first reading of a rollout
+is only a snapshot; a series that appears later (a new pod) counts from zero. After an operator
+restart the first reading is a snapshot again, which loses at most one reading's evidence.
+
+Latency and TTFT become counts of requests over an objective: a bucket bound fixed at the
+rollout's first reading, from the check's absolute limit when it has one, otherwise from the
+stable version's quantile times the allowed increase. Any objective fixed independently of
+what the canary does next keeps the test valid.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tollgate.adapters.metrics.families import Family, Shape, families_for
+from tollgate.adapters.metrics.histograms import bucket_bound, quantile
+from tollgate.adapters.metrics.prometheus import PrometheusClient, Sample
+from tollgate.adapters.metrics.promql import any_of, matchers, pods_of
+from tollgate.adapters.metrics.queries import POD_SUFFIX, WORKLOAD_LABEL, AnalysisRequest
+from tollgate.engine.sequential import Batch, increments
+
+SeriesKey = frozenset[tuple[str, str]]
+
+
+@dataclass
+class CountReading:
+    """One reading: per check the increments since the previous one, and the objectives used."""
+
+    counts: dict[str, Batch] = field(default_factory=dict)
+    objectives: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def raw_query(request: AnalysisRequest, family: Family) -> str:
+    """The family's cumulative series for both versions of one rollout (no sum, no window)."""
+    extra = [*family.matchers, f"{request.metrics.namespace_label}={any_of([request.namespace])}"]
+    versions = (request.canary, request.stable)
+    if request.version_label is None:
+        extra.append(f"pod=~{pods_of(versions, POD_SUFFIX)}")
+    else:
+        extra.append(f"{request.version_label}=~{any_of(versions)}")
+    text = f"{family.series()}{{{matchers(dict(request.metrics.selector or {}), extra)}}}"
+    if request.version_label is None:
+        text = f'label_replace({text}, "{WORKLOAD_LABEL}", "$1", "pod", "(.+){POD_SUFFIX}")'
+    return text
+
+
+Tables = dict[str, tuple[dict[SeriesKey, float], dict[SeriesKey, float]]]
+Answers = dict[Family, list[Sample] | Exception]
+
+
+class CountReader:
+    """Reads counts for rollouts and remembers each series' last value between readings."""
+
+    def __init__(self, clients: Callable[[str], PrometheusClient]) -> None:
+        self._clients = clients
+        self._last: dict[str, tuple[str, dict[SeriesKey, float]]] = {}
+        self.queries_sent = 0
+
+    def forget(self, rollout: str) -> None:
+        self._last.pop(rollout, None)
+
+    async def read(
+        self,
+        request: AnalysisRequest,
+        revision: str,
+        objectives: Mapping[str, float],
+        at: datetime | None = None,
+        baseline_at: datetime | None = None,
+    ) -> CountReading:
+        """Increments per check since this rollout's previous reading of the same revision.
+
+        Without a previous reading in memory (the first one, or after a restart), the values
+        at ``baseline_at`` (the start of the step, or the last counted analysis) are the
+        snapshot; without that either, this reading is only a snapshot.
+        """
+        wanted = _wanted(request)
+        out = CountReading()
+        answers = await self._query(request, wanted, at)
+        tables = _tables(request, wanted, answers, objectives, out)
+        current = {
+            k: v for totals, bads in tables.values() for k, v in (*totals.items(), *bads.items())
+        }
+        known_revision, last = self._last.get(request.key, ("", {}))
+        previous: dict[SeriesKey, float] | None = last if known_revision == revision else None
+        if previous is None and baseline_at is not None:
+            then = await self._query(request, wanted, baseline_at)
+            fixed = CountReading(objectives=dict(out.objectives))
+            before = _tables(request, wanted, then, out.objectives, fixed)
+            previous = {
+                k: v
+                for totals, bads in before.values()
+                for k, v in (*totals.items(), *bads.items())
+            }
+        self._last[request.key] = (revision, current)
+        if previous is None:
+            return out
+        label = request.version_label or WORKLOAD_LABEL
+        for check, (totals, bads) in tables.items():
+            by_version: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+            for key, value in totals.items():
+                by_version[_version(key, label)][0] += _increase(previous, key, value)
+            for key, value in bads.items():
+                by_version[_version(key, label)][1] += _increase(previous, key, value)
+            cn, cb = by_version.get(request.canary, [0.0, 0.0])
+            sn, sb = by_version.get(request.stable, [0.0, 0.0])
+            out.counts[check] = Batch(cn, min(cb, cn), sn, min(sb, sn))
+        return out
+
+    async def _query(
+        self,
+        request: AnalysisRequest,
+        wanted: Mapping[str, tuple[Family | None, Family | None]],
+        at: datetime | None,
+    ) -> Answers:
+        families = {f for pair in wanted.values() for f in pair if f is not None}
+        client = self._clients(request.address)
+        answers: Answers = {}
+        for family in sorted(families, key=lambda f: (f.metric, f.matchers)):
+            self.queries_sent += 1
+            try:
+                answers[family] = await client.instant(
+                    raw_query(request, family), at, request.timeout
+                )
+            except Exception as exc:  # reported per check; never evidence
+                answers[family] = exc
+        return answers
+
+
+def _wanted(request: AnalysisRequest) -> dict[str, tuple[Family | None, Family | None]]:
+    """Per check taking part: (family of requests or histogram, family of bad events)."""
+    fam = families_for(request.metrics.preset, request.metrics.names)
+    c = request.checks
+    wanted: dict[str, tuple[Family | None, Family | None]] = {}
+    if c.error_rate is not None:
+        wanted["errorRate"] = (fam.requests, fam.errors)
+    if c.latency is not None:
+        wanted["latency"] = (fam.duration, None)
+    if c.ttft is not None:
+        wanted["ttft"] = (fam.ttft, None)
+    return wanted
+
+
+def _tables(
+    request: AnalysisRequest,
+    wanted: Mapping[str, tuple[Family | None, Family | None]],
+    answers: Answers,
+    objectives: Mapping[str, float],
+    out: CountReading,
+) -> Tables:
+    """Per check: cumulative requests and bad events per series; objectives and errors in out."""
+    label = request.version_label or WORKLOAD_LABEL
+    tables: Tables = {}
+    for check, (total_family, bad_family) in wanted.items():
+        failed = [
+            f
+            for f in (total_family, bad_family)
+            if f is not None and isinstance(answers[f], Exception)
+        ]
+        if total_family is None or failed:
+            out.errors[check] = str(answers[failed[0]]) if failed else "no such metric"
+            continue
+        total_samples = answers[total_family]
+        assert not isinstance(total_samples, Exception)
+        if total_family.shape is Shape.BUCKETS:
+            objective = objectives.get(check) or _objective(request, check, total_samples, label)
+            if objective is None:
+                continue
+            out.objectives[check] = objective
+            tables[check] = _over_objective(total_samples, objective)
+        else:
+            bad_samples = answers.get(bad_family) if bad_family is not None else []
+            assert isinstance(bad_samples, list)
+            tables[check] = (
+                _series(total_samples, f"total:{check}"),
+                _series(bad_samples, f"bad:{check}"),
+            )
+    return tables
+
+
+def _increase(last: Mapping[SeriesKey, float], key: SeriesKey, value: float) -> float:
+    """Since the previous reading; a series first seen now (a new pod) counts from zero."""
+    previous = last.get(key)
+    return value if previous is None else increments(previous, value)
+
+
+def _series(samples: list[Sample], role: str) -> dict[SeriesKey, float]:
+    return {
+        frozenset({**s.labels, "__role__": role}.items()): s.value
+        for s in samples
+        if math.isfinite(s.value)
+    }
+
+
+def _version(key: SeriesKey, label: str) -> str:
+    return dict(key).get(label, "")
+
+
+def _objective(
+    request: AnalysisRequest, check: str, samples: list[Sample], label: str
+) -> float | None:
+    """A bucket bound: the absolute limit, else stable's quantile x (1 + allowed increase)."""
+    c = request.checks
+    limit = c.latency if check == "latency" else c.ttft
+    if limit is None:
+        return None
+    bounds = sorted(
+        {bucket_bound(s.labels["le"]) for s in samples if "le" in s.labels} - {math.inf}
+    )
+    if not bounds:
+        return None
+    target: float | None = None
+    if limit.max_milliseconds is not None:
+        target = limit.max_milliseconds / 1000.0
+    elif limit.max_increase_percent is not None:
+        stable: dict[float, float] = defaultdict(float)
+        for s in samples:
+            if s.labels.get(label) == request.stable and "le" in s.labels:
+                stable[bucket_bound(s.labels["le"])] += s.value
+        q = quantile(limit.quantile, stable)
+        if q is None:
+            return None
+        target = q * (1 + limit.max_increase_percent / 100.0)
+    if target is None:
+        return None
+    return next((b for b in bounds if b >= target), None)
+
+
+def _over_objective(
+    samples: list[Sample], objective: float
+) -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
+    """Per series: requests (the +Inf bucket) and requests over the objective (+Inf - le=T)."""
+    totals: dict[SeriesKey, float] = {}
+    under: dict[SeriesKey, float] = {}
+    for s in samples:
+        le = s.labels.get("le")
+        if le is None or not math.isfinite(s.value):
+            continue
+        base = frozenset((k, v) for k, v in s.labels.items() if k != "le")
+        bound = bucket_bound(le)
+        if math.isinf(bound):
+            totals[base | {("__role__", "total")}] = s.value
+        elif math.isclose(bound, objective):
+            under[base] = s.value
+    bads = {
+        key - {("__role__", "total")} | {("__role__", "bad")}: max(
+            0.0, value - under.get(key - {("__role__", "total")}, value)
+        )
+        for key, value in totals.items()
+    }
+    return totals, bads

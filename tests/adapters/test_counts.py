@@ -1,0 +1,96 @@
+"""Counts for the sequential tests, read from a real Prometheus with known history.
+
+Counters in the history grow linearly, so the increase between two times is known exactly:
+requests = rps x seconds, bad events = that x the share that fails or is slower than the bound.
+"""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.adapters.conftest import T
+from tests.adapters.test_metrics_prometheus import request
+from tollgate.adapters.metrics.counts import CountReader, raw_query
+from tollgate.adapters.metrics.families import families_for
+from tollgate.adapters.metrics.prometheus import PrometheusClient
+from tollgate.testing.prometheus import PrometheusServer, free_port
+
+pytestmark = pytest.mark.integration
+AT = datetime.fromtimestamp(T, tz=UTC)
+
+
+def reader() -> CountReader:
+    return CountReader(lambda url: PrometheusClient(url, 5.0))
+
+
+def read(r: CountReader, address: str, at: datetime, baseline: datetime | None, **kw: Any) -> Any:
+    objectives = kw.pop("objectives", {})
+    revision = kw.pop("revision", "rev2")
+    return asyncio.run(r.read(request(address, **kw), revision, objectives, at, baseline))
+
+
+def test_increments_since_the_step_began(prometheus: PrometheusServer) -> None:
+    got = read(reader(), prometheus.url, AT, AT - timedelta(seconds=600))
+    errors = got.counts["errorRate"]
+    assert errors.canary_total == pytest.approx(6000)
+    assert errors.canary_bad == pytest.approx(120)
+    assert errors.stable_total == pytest.approx(114_000)
+    assert errors.stable_bad == pytest.approx(570)
+    # latency: the absolute limit (500 ms) is a bucket bound; 10% of canary requests are over it
+    assert got.objectives["latency"] == 0.5
+    assert got.counts["latency"].canary_bad == pytest.approx(600)
+    assert got.counts["latency"].stable_bad == pytest.approx(2280)
+    # ttft: stable p95 (0.389 s) x 1.1 -> the 0.5 s bound; 4% and 1% of requests are over it
+    assert got.objectives["ttft"] == 0.5
+    assert got.counts["ttft"].canary_bad == pytest.approx(240)
+    assert got.counts["ttft"].stable_bad == pytest.approx(1140)
+    assert got.errors == {}
+
+
+def test_later_readings_difference_against_the_previous_one(prometheus: PrometheusServer) -> None:
+    r = reader()
+    first = read(r, prometheus.url, AT - timedelta(seconds=300), AT - timedelta(seconds=600))
+    assert first.counts["errorRate"].canary_total == pytest.approx(3000)
+    second = read(r, prometheus.url, AT, None, objectives=first.objectives)
+    assert second.counts["errorRate"].canary_total == pytest.approx(3000)
+    assert second.counts["latency"].canary_bad == pytest.approx(300)
+
+
+def test_without_a_snapshot_the_first_reading_is_only_one(prometheus: PrometheusServer) -> None:
+    r = reader()
+    assert read(r, prometheus.url, AT - timedelta(seconds=300), None).counts == {}
+    # a new revision forgets the old series: its first reading needs a snapshot again
+    assert read(r, prometheus.url, AT, None, revision="rev3").counts == {}
+    assert read(r, prometheus.url, AT, None, revision="rev3").counts["errorRate"].canary_total == 0
+
+
+def test_queries_stay_in_the_namespace_and_escape_values(prometheus: PrometheusServer) -> None:
+    req = request(prometheus.url, namespace='we"ird', name="a.b")
+    fam = families_for(req.metrics.preset, req.metrics.names)
+    assert fam.requests is not None
+    text = raw_query(req, fam.requests)
+    assert 'namespace="we\\"ird"' in text
+    assert "a\\\\.b" in text
+    got = read(
+        reader(), prometheus.url, AT, AT - timedelta(seconds=600), namespace="blog", name="web"
+    )
+    assert got.counts["errorRate"].canary_total == pytest.approx(3000)  # 5 rps x 600 s
+    assert got.counts["errorRate"].stable_bad == pytest.approx(300)  # 10% of 3000
+
+
+def test_an_outage_gives_no_counts_and_says_why() -> None:
+    got = read(reader(), f"http://127.0.0.1:{free_port()}", AT, AT - timedelta(seconds=600))
+    assert got.counts == {}
+    assert set(got.errors) == {"errorRate", "latency", "ttft"}
+
+
+def test_workload_names_with_dots(prometheus: PrometheusServer) -> None:
+    got = read(
+        reader(), prometheus.url, AT, AT - timedelta(seconds=600), namespace="dots", name="api.v2"
+    )
+    assert got.errors == {}
+    assert got.counts["errorRate"].canary_total == pytest.approx(2400)
+    assert got.counts["errorRate"].canary_bad == pytest.approx(600)
+    assert got.counts["errorRate"].stable_bad == pytest.approx(0)
