@@ -1,15 +1,15 @@
 """Which checks take part in the sequential tests, and how their evidence reads in status.
 
 A check takes part when its signal is a count of bad events among requests: errors for
-errorRate, requests over the latency or TTFT objective for latency and ttft, cost units for
-costPerRequest. The rollout's alpha is split evenly over them (Bonferroni), so the chance of
-any false rollback stays under alpha.
+errorRate, requests over the latency or TTFT objective for latency and ttft. (Cost units are
+not: token counts per request are far from Poisson.) The rollout's alpha is split evenly over
+them (Bonferroni), so the chance of any false rollback stays under alpha.
 """
 
 from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import EvidenceStatus
 
-SEQUENTIAL_CHECKS = ("errorRate", "latency", "ttft", "costPerRequest")
+SEQUENTIAL_CHECKS = ("errorRate", "latency", "ttft")
 
 
 def sequential_checks(spec: RolloutSpec) -> tuple[str, ...]:
@@ -17,12 +17,7 @@ def sequential_checks(spec: RolloutSpec) -> tuple[str, ...]:
     c = spec.checks
     if c is None:
         return ()
-    present = {
-        "errorRate": c.error_rate,
-        "latency": c.latency,
-        "ttft": c.ttft,
-        "costPerRequest": c.cost_per_request,
-    }
+    present = {"errorRate": c.error_rate, "latency": c.latency, "ttft": c.ttft}
     return tuple(name for name in SEQUENTIAL_CHECKS if present[name] is not None)
 
 
