@@ -1,8 +1,8 @@
 """Entry point of ``tollgate`` / ``kubectl tollgate``.
 
-Today: ``crds`` (write or check the generated CRDs), ``validate`` (check Canary and
-PromptRelease manifests offline with the operator's own rules, e.g. in a GitOps pipeline) and
-``version``. Commands that talk to a cluster arrive with the operator runtime.
+``crds`` (write or check the generated CRDs), ``validate`` (check Canary and PromptRelease
+manifests offline with the operator's own rules, e.g. in a GitOps pipeline), ``analyze
+--replay`` (a rollout's analysis against historical Prometheus data) and ``version``.
 """
 
 import argparse
@@ -19,6 +19,7 @@ from tollgate.api.canary import CanarySpec
 from tollgate.api.crds import generated_files
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import SpecProblem, parse
+from tollgate.cli import analyze
 
 KINDS: dict[str, type[CanarySpec] | type[PromptReleaseSpec]] = {
     "Canary": CanarySpec,
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check Canary/PromptRelease manifests offline")
     validate.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
     validate.set_defaults(func=_validate)
+    analyze.add_parser(sub)
     demo = sub.add_parser("demo", help="run an end-to-end demo (not built yet)")
     demo.set_defaults(func=_demo)
     version = sub.add_parser("version", help="print the version")

@@ -35,7 +35,7 @@ from tollgate.runtime.spec_checks import runtime_problems
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.canary")
-__all__ = ["Outcome", "reconcile_canary", "router_for"]
+__all__ = ["Outcome", "analysis_request", "reconcile_canary", "router_for"]
 
 
 def router_for(spec: CanarySpec, namespace: str, wiring: Wiring) -> GatewayApiRouter:
@@ -102,7 +102,11 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         },
     )
     analysis = await read_analysis(
-        spec, status, lambda: _analysis_request(spec, namespace, wiring), now, wiring
+        spec,
+        status,
+        lambda: analysis_request(spec, namespace, wiring.settings.prometheus_url),
+        now,
+        wiring,
     )
     observations = Observations(
         revision=state.revision,
@@ -125,8 +129,9 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
     return await record_then_act(wiring, CANARIES, body, decision, router_error, now, act)
 
 
-def _analysis_request(spec: CanarySpec, namespace: str, wiring: Wiring) -> AnalysisRequest:
-    assert spec.checks is not None  # read_metrics asks only when there are checks
+def analysis_request(spec: CanarySpec, namespace: str, default_address: str) -> AnalysisRequest:
+    """What the metric adapters read for one Canary (also used by ``tollgate analyze``)."""
+    assert spec.checks is not None  # asked only when there are checks
     target = spec.target_ref.name
     labelled = spec.metrics.version_label is not None
     return AnalysisRequest(
@@ -137,7 +142,7 @@ def _analysis_request(spec: CanarySpec, namespace: str, wiring: Wiring) -> Analy
         window=seconds(spec.analysis.interval),
         metrics=spec.metrics,
         checks=spec.checks,
-        address=spec.metrics.prometheus.address or wiring.settings.prometheus_url,
+        address=spec.metrics.prometheus.address or default_address,
         version_label=spec.metrics.version_label,
         timeout=seconds(spec.metrics.prometheus.timeout),
     )

@@ -131,7 +131,9 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
     analysis = await read_analysis(
         spec,
         status,
-        lambda: _analysis_request(spec, namespace, name, stable_name, wiring),
+        lambda: analysis_request(
+            spec, namespace, name, stable_name, wiring.settings.prometheus_url
+        ),
         now,
         wiring,
     )
@@ -159,10 +161,11 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
     return await record_then_act(wiring, PROMPTRELEASES, body, decision, router_error, now, act)
 
 
-def _analysis_request(
-    spec: PromptReleaseSpec, namespace: str, name: str, stable: str, wiring: Wiring
+def analysis_request(
+    spec: PromptReleaseSpec, namespace: str, name: str, stable: str, default_address: str
 ) -> AnalysisRequest:
-    assert spec.checks is not None  # read_metrics asks only when there are checks
+    """What the metric adapters read for one PromptRelease (also used by ``tollgate analyze``)."""
+    assert spec.checks is not None  # asked only when there are checks
     selector = {PROMPT_LABEL: spec.prompt, **(spec.metrics.selector or {})}
     return AnalysisRequest(
         namespace=namespace,
@@ -172,7 +175,7 @@ def _analysis_request(
         window=seconds(spec.analysis.interval),
         metrics=spec.metrics.model_copy(update={"selector": selector}),
         checks=spec.checks,
-        address=spec.metrics.prometheus.address or wiring.settings.prometheus_url,
+        address=spec.metrics.prometheus.address or default_address,
         version_label=spec.metrics.version_label or PROMPT_VERSION_LABEL,
         timeout=seconds(spec.metrics.prometheus.timeout),
     )
