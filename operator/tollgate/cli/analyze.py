@@ -100,7 +100,7 @@ def load_target(path: Path, prometheus: str | None) -> Target:
     if spec is None or problems:
         raise UnusableError("\n".join(f"{label}: {p}" for p in problems))
     if spec.checks is None:
-        raise UnusableError(f"{label}: spec.checks: nothing to analyse (skipAnalysis without checks)")
+        raise UnusableError(f"{label}: spec.checks: there is nothing to analyse")
     address = prometheus or spec.metrics.prometheus.address
     if address is None:
         raise UnusableError(f"{label}: no Prometheus: pass --prometheus or set metrics.prometheus")
