@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tollgate.engine.sequential import Batch, Evidence, SequentialTest, increments
+from tollgate.engine.sequential import (
+    DEFAULT_GRID,
+    Batch,
+    Evidence,
+    SequentialTest,
+    grid_for,
+    increments,
+)
 from tollgate.testing.traffic import poisson
 
 
@@ -194,3 +201,14 @@ def test_invalid_batches_are_refused() -> None:
         Batch(10, 11, 10, 0)
     with pytest.raises(ValueError, match="finite count"):
         Batch(-1, 0, 10, 0)
+
+
+def test_the_smallest_effect_sets_the_alternatives() -> None:
+    assert grid_for(1.25) == pytest.approx(DEFAULT_GRID)
+    assert grid_for(2.0) == pytest.approx((2.0, 2.4, 3.2, 4.8, 8.0, 16.0))
+    big = SequentialTest(alpha=0.01, grid=grid_for(3.0))
+    small = SequentialTest(alpha=0.01, grid=grid_for(1.1))
+    strong = Batch(50, 6, 950, 10)  # about 11 times stable's rate
+    assert big.e_value(big.update(Evidence.start(big.grid), strong)) > small.e_value(
+        small.update(Evidence.start(small.grid), strong)
+    )

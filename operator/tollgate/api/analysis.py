@@ -61,6 +61,14 @@ class SequentialSpec(ApiModel):
         le=10_000_000,
         description="Requests each version must have served before a sequential rejection.",
     )
+    min_effect: float = Field(
+        default=1.25,
+        gt=1,
+        le=10,
+        description="Smallest ratio of the canary's bad-event rate to stable's that the test is "
+        "tuned to find (its alternatives span this to 8 times it); larger is faster on big "
+        "regressions and slower on small ones. The false-rollback guarantee holds either way.",
+    )
 
 
 class AnalysisSpec(ApiModel):

@@ -49,7 +49,7 @@ from tollgate.engine.evidence import explain_evidence, sequential_checks
 from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
 from tollgate.engine.schedule import analysis_due
-from tollgate.engine.sequential import Evidence, SequentialTest
+from tollgate.engine.sequential import Evidence, SequentialTest, grid_for
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 SETTLING_REQUEUE = 5.0
@@ -341,7 +341,9 @@ class _Tick:
             return False
         taking_part = sequential_checks(self.spec)
         test = SequentialTest(
-            alpha=settings.alpha / max(1, len(taking_part)), min_samples=settings.min_samples
+            alpha=settings.alpha / max(1, len(taking_part)),
+            grid=grid_for(settings.min_effect),
+            min_samples=settings.min_samples,
         )
         kept = {e.name: e for e in self.st.evidence}
         rejected: list[str] = []

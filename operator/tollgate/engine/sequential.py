@@ -25,8 +25,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Alternatives, as multiples of the null ratio psi0: from "25% worse" to "10x worse".
-DEFAULT_GRID: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+# Alternatives, as multiples of the smallest effect: from it to 8 times it.
+SPREAD: tuple[float, ...] = (1.0, 1.2, 1.6, 2.4, 4.0, 8.0)
+DEFAULT_GRID: tuple[float, ...] = tuple(1.25 * m for m in SPREAD)  # 25% worse .. 10x worse
+
+
+def grid_for(min_effect: float) -> tuple[float, ...]:
+    """The alternatives for a smallest effect of interest (a ratio > 1)."""
+    return tuple(min_effect * m for m in SPREAD)
 
 
 @dataclass(frozen=True)
