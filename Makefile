@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast e2e bench demo clean
+.PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast e2e bench bench-detection demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.canary_rollback
 	$(BIN)/python -m bench.prompt_rollback
 	$(BIN)/python -m bench.sdk_overhead
+
+bench-detection: $(STAMP) ## detection quality: Tollgate vs Flagger/Argo/naive rules on the same seeded streams
+	$(BIN)/python -m bench.detection
 
 demo: $(STAMP) ## see Tollgate run end to end on an embedded setup (no cluster needed)
 	$(BIN)/tollgate demo

@@ -140,11 +140,31 @@ def test_changing_traffic_shares_keep_the_guarantee() -> None:
 def test_batches_without_information_change_nothing() -> None:
     test = SequentialTest()
     state = Evidence.start()
-    for batch in (Batch(0, 0, 100, 3), Batch(50, 0, 0, 0), Batch(50, 0, 950, 0)):
-        after = test.update(state, batch)
-        assert after.log_e == state.log_e
-        state = after
-    assert (state.canary_total, state.stable_total) == (100, 1050)
+    after = test.update(state, Batch(50, 0, 950, 0))  # no bad events on either side
+    assert after.log_e == state.log_e
+    assert (after.canary_total, after.stable_total) == (50, 950)
+
+
+def test_a_reading_with_one_side_empty_is_pooled_into_the_next() -> None:
+    """Dropping it would lose its bad events; pooling batches keeps the test valid."""
+    test = SequentialTest()
+    state = test.update(Evidence.start(), Batch(0, 0, 100, 3))
+    assert state.log_e == Evidence.start().log_e
+    assert state.carry == (0.0, 0.0, 100.0, 3.0)
+    pooled = test.update(state, Batch(50, 0, 0, 0))
+    alone = test.update(Evidence.start(), Batch(50, 0, 100, 3))
+    assert pooled.log_e == pytest.approx(alone.log_e)
+    assert pooled.carry == (0.0, 0.0, 0.0, 0.0)
+    assert (pooled.canary_total, pooled.stable_total, pooled.stable_bad) == (50, 100, 3)
+
+
+def test_overwhelming_evidence_rejects_without_overflow() -> None:
+    """A large regression at high traffic gives log e-values far beyond a float's exp range."""
+    test = SequentialTest(alpha=0.0025)
+    state = test.update(Evidence.start(), Batch(15_000, 6_000, 285_000, 5_700))
+    assert max(state.log_e) > 1000
+    assert test.rejects(state)
+    assert math.isfinite(test.e_value(state))
 
 
 @given(

@@ -110,6 +110,12 @@ class EvidenceStatus(StatusModel):
         max_length=16,
         description="Log e-value per alternative of the test (its state across restarts).",
     )
+    carry: list[float] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Counts of readings in which one version served nothing, pooled into the "
+        "next reading (canary requests, canary bad, stable requests, stable bad).",
+    )
 
 
 class HistoryEntry(StatusModel):

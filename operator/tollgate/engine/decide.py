@@ -354,12 +354,14 @@ class _Tick:
             before = kept.get(name)
             state = Evidence.start(test.grid)
             if before is not None:
+                c = before.carry if len(before.carry) == 4 else [0.0, 0.0, 0.0, 0.0]
                 state = Evidence(
                     tuple(before.log_e),
                     before.canary_total,
                     before.canary_bad,
                     before.stable_total,
                     before.stable_bad,
+                    (c[0], c[1], c[2], c[3]),
                 )
             state = test.update(state, batch)
             kept[name] = EvidenceStatus(
@@ -371,6 +373,7 @@ class _Tick:
                 stable_bad=state.stable_bad,
                 stable_total=state.stable_total,
                 log_e=list(state.log_e),
+                carry=list(state.carry) if any(state.carry) else [],
             )
             if test.rejects(state):
                 rejected.append(explain_evidence(kept[name]))

@@ -23,7 +23,7 @@ Nothing here reads a clock or draws a random number.
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Alternatives, as multiples of the smallest effect: from it to 8 times it.
 SPREAD: tuple[float, ...] = (1.0, 1.2, 1.6, 2.4, 4.0, 8.0)
@@ -62,6 +62,9 @@ class Evidence:
     canary_bad: float = 0.0
     stable_total: float = 0.0
     stable_bad: float = 0.0
+    # Increments of readings in which a version served no request: they wait for the next
+    # reading that has both (pooling batches keeps the test valid; dropping them loses data).
+    carry: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     @classmethod
     def start(cls, grid: Sequence[float] = DEFAULT_GRID) -> "Evidence":
@@ -94,16 +97,20 @@ class SequentialTest:
         """The state after one more batch."""
         if len(state.log_e) != len(self.grid):
             state = Evidence.start(self.grid)
-        totals = {
-            "canary_total": state.canary_total + batch.canary_total,
-            "canary_bad": state.canary_bad + batch.canary_bad,
-            "stable_total": state.stable_total + batch.stable_total,
-            "stable_bad": state.stable_bad + batch.stable_bad,
-        }
+        seen = Evidence(
+            state.log_e,
+            state.canary_total + batch.canary_total,
+            state.canary_bad + batch.canary_bad,
+            state.stable_total + batch.stable_total,
+            state.stable_bad + batch.stable_bad,
+        )
+        pooled = Batch(*(c + b for c, b in zip(state.carry, _row(batch), strict=True)))
+        if pooled.canary_total <= 0 or pooled.stable_total <= 0:
+            return replace(seen, carry=_row(pooled))
+        batch = pooled
         n = batch.canary_total + batch.stable_total
-        bad = batch.canary_bad + batch.stable_bad
-        if n <= 0 or bad <= 0 or batch.canary_total <= 0 or batch.stable_total <= 0:
-            return Evidence(log_e=state.log_e, **totals)
+        if batch.canary_bad + batch.stable_bad <= 0:
+            return seen
         theta = batch.canary_total / n
         q0 = _share(self.psi0, theta)
         log_e = tuple(
@@ -112,19 +119,28 @@ class SequentialTest:
             + batch.stable_bad * math.log((1 - _share(self.psi0 * m, theta)) / (1 - q0))
             for value, m in zip(state.log_e, self.grid, strict=True)
         )
-        return Evidence(log_e=log_e, **totals)
+        return replace(seen, log_e=log_e)
+
+    def log_e_value(self, state: Evidence) -> float:
+        """The log of the mixture e-value (the plain average over the grid), without overflow."""
+        if not state.log_e:
+            return 0.0
+        top = max(state.log_e)
+        mean = sum(math.exp(v - top) for v in state.log_e) / len(state.log_e)
+        return top + math.log(mean)
 
     def e_value(self, state: Evidence) -> float:
-        """The mixture e-value: the plain average over the grid."""
-        if not state.log_e:
-            return 1.0
-        top = max(state.log_e)
-        return math.exp(top) * sum(math.exp(v - top) for v in state.log_e) / len(state.log_e)
+        """The mixture e-value, capped at about 1e304 for display (a float cannot go further)."""
+        return math.exp(min(self.log_e_value(state), 700.0))
 
     def rejects(self, state: Evidence) -> bool:
         """The canary is worse than psi0 times stable, at false-alarm rate alpha."""
         enough = min(state.canary_total, state.stable_total) >= self.min_samples
-        return enough and self.e_value(state) >= self.boundary
+        return enough and self.log_e_value(state) >= -math.log(self.alpha)
+
+
+def _row(batch: Batch) -> tuple[float, float, float, float]:
+    return (batch.canary_total, batch.canary_bad, batch.stable_total, batch.stable_bad)
 
 
 def _share(psi: float, theta: float) -> float:
