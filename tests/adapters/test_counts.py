@@ -46,6 +46,7 @@ def test_increments_since_the_step_began(prometheus: PrometheusServer) -> None:
     assert got.objectives["ttft"] == 0.5
     assert got.counts["ttft"].canary_bad == pytest.approx(240)
     assert got.counts["ttft"].stable_bad == pytest.approx(1140)
+    assert got.counts["errorBudget"] == got.counts["errorRate"]  # the canary's own errors
     assert got.errors == {}
 
 
@@ -83,7 +84,7 @@ def test_queries_stay_in_the_namespace_and_escape_values(prometheus: PrometheusS
 def test_an_outage_gives_no_counts_and_says_why() -> None:
     got = read(reader(), f"http://127.0.0.1:{free_port()}", AT, AT - timedelta(seconds=600))
     assert got.counts == {}
-    assert set(got.errors) == {"errorRate", "latency", "ttft"}
+    assert set(got.errors) == {"errorRate", "errorBudget", "latency", "ttft"}
 
 
 def test_workload_names_with_dots(prometheus: PrometheusServer) -> None:

@@ -316,3 +316,17 @@ def test_requests_are_handled_once() -> None:
         1,
     )
     assert d2.status.phase is Phase.PROGRESSING
+
+
+def test_the_canary_error_budget_rollback_says_both_burn_rates() -> None:
+    world = at_step_one(
+        checks={"errorBudget": {"objectivePercent": 99.9, "maxBurnRate": 14.4}},
+        analysis={"sequential": {"enabled": False}},
+    )
+    d = world.tick(after=10, counts={"errorBudget": [400, 12, 7600, 4]})
+    assert d.status.phase is Phase.ROLLING_BACK
+    assert d.status.budget is not None
+    assert d.status.budget.long_burn == pytest.approx(30.0)
+    assert d.status.budget.short_burn == pytest.approx(30.0)
+    assert "error budget: the canary burns 30x over the rollout" in d.message
+    assert "12 of 400 requests failed" in d.message

@@ -238,10 +238,9 @@ async def test_a_step_whose_status_write_fails_is_not_applied() -> None:
         assert route_weights_written(w) == [10, 15]
 
 
-@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "thresholds-only"])
-async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool) -> None:
-    """With failureLimit 3 the thresholds need four failed analyses; the counts need one."""
-    analysis = {
+def patient(sequential: bool) -> dict[str, object]:
+    """Thresholds that need four failed analyses before they roll back."""
+    return {
         "interval": "30s",
         "stepWeight": 5,
         "maxWeight": 20,
@@ -249,7 +248,12 @@ async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool)
         "progressDeadline": "5m",
         "sequential": {"enabled": sequential},
     }
-    async with world(stable_and_canary(error_share=0.08), analysis=analysis) as w:
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "thresholds-only"])
+async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool) -> None:
+    """With failureLimit 3 the thresholds need four failed analyses; the counts need one."""
+    async with world(stable_and_canary(error_share=0.08), analysis=patient(sequential)) as w:
         await start_rollout(w)
         began = w.now
         await w.run_until(ROLLED_BACK)
@@ -267,3 +271,17 @@ async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool)
             assert rolled_back_after.total_seconds() >= 4 * 30
             assert status.evidence == []
         assert w.route_weight() == 0
+
+
+async def test_the_canary_burning_its_error_budget_is_rolled_back() -> None:
+    """8% of the canary's requests fail: an 8x burn of a 99% objective, in both windows."""
+    checks = {"errorBudget": {"objectivePercent": 99, "maxBurnRate": 5}}
+    analysis = patient(sequential=False)
+    async with world(stable_and_canary(error_share=0.08), analysis=analysis, checks=checks) as w:
+        await start_rollout(w)
+        await w.run_until(ROLLED_BACK)
+        status = w.status()
+        assert (status.message or "").startswith("error budget: the canary burns 8x")
+        assert status.budget is not None
+        assert status.budget.long_burn == pytest.approx(8.0, rel=0.01)
+        assert status.failed_analyses == 0  # the thresholds had not failed four times yet

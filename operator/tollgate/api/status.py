@@ -118,6 +118,15 @@ class EvidenceStatus(StatusModel):
     )
 
 
+class BudgetStatus(StatusModel):
+    """The canary's own error-budget burn, over the rollout so far and over the last reading."""
+
+    canary_bad: float = Field(default=0, description="Failed canary requests in this rollout.")
+    canary_total: float = Field(default=0, description="Canary requests in this rollout.")
+    long_burn: float = Field(default=0, description="Burn rate over the rollout so far.")
+    short_burn: float = Field(default=0, description="Burn rate over the last reading.")
+
+
 class HistoryEntry(StatusModel):
     """One decision that changed the phase or the weight."""
 
@@ -158,6 +167,10 @@ class RolloutStatus(StatusModel):
     )
     checks: list[CheckStatus] = Field(
         default_factory=list, max_length=32, description="Last verdict of every check."
+    )
+    budget: BudgetStatus | None = Field(
+        default=None,
+        description="Error-budget burn of the canary's own traffic (with checks.errorBudget).",
     )
     evidence: list[EvidenceStatus] = Field(
         default_factory=list,

@@ -28,6 +28,7 @@ from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import (
     HISTORY_LIMIT,
     TERMINAL_PHASES,
+    BudgetStatus,
     EvidenceStatus,
     HistoryEntry,
     Phase,
@@ -45,7 +46,7 @@ from tollgate.engine.decision import (
     Rollback,
     SetWeight,
 )
-from tollgate.engine.evidence import explain_evidence, sequential_checks
+from tollgate.engine.evidence import burn, explain_evidence, sequential_checks
 from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
 from tollgate.engine.schedule import analysis_due
@@ -235,6 +236,7 @@ class _Tick:
             pending_gates=[],
             checks=[],
             evidence=[],
+            budget=None,
         )
         self.transition(Phase.PROGRESSING, reason, message)
         self.notify(EventKind.STARTED, reason, message)
@@ -247,7 +249,7 @@ class _Tick:
             return
         if self.requirement_failed():
             return
-        if self.evidence_rejects():
+        if self.evidence_rejects() or self.budget_burns():
             return
         if self.take_intent(IntentKind.PROMOTE):
             if self.requirement_met():
@@ -380,6 +382,36 @@ class _Tick:
         self.set(evidence=[kept[n] for n in sorted(kept)])
         if rejected:
             self.rollback("AnalysisFailed", "sequential test: " + "; ".join(rejected))
+            return True
+        return False
+
+    def budget_burns(self) -> bool:
+        """Multi-window burn of the canary's own traffic: the rollout so far and the last reading
+        both above maxBurnRate (with minSamples requests) roll back."""
+        check = self.spec.checks.error_budget if self.spec.checks else None
+        batch = self.obs.counts.get("errorBudget")
+        if check is None or batch is None or self.spec.skip_analysis:
+            return False
+        before = self.st.budget or BudgetStatus()
+        bad, total = before.canary_bad + batch.canary_bad, before.canary_total + batch.canary_total
+        long = burn(bad, total, check.objective_percent)
+        short = burn(batch.canary_bad, batch.canary_total, check.objective_percent)
+        self.set(
+            budget=BudgetStatus(
+                canary_bad=bad,
+                canary_total=total,
+                long_burn=round(long, 4),
+                short_burn=round(short, 4),
+            )
+        )
+        enough = total >= self.spec.analysis.min_samples and batch.canary_total > 0
+        if enough and long > check.max_burn_rate and short > check.max_burn_rate:
+            self.rollback(
+                "AnalysisFailed",
+                f"error budget: the canary burns {long:.3g}x over the rollout and {short:.3g}x "
+                f"over the last reading (limit {check.max_burn_rate:g}x, objective "
+                f"{check.objective_percent:g}%; {bad:g} of {total:g} requests failed)",
+            )
             return True
         return False
 

@@ -31,3 +31,8 @@ def explain_evidence(e: EvidenceStatus) -> str:
         f"{e.name}: canary {_rate(e.canary_bad, e.canary_total)} vs stable "
         f"{_rate(e.stable_bad, e.stable_total)}, e-value {e.e_value:.3g} >= {e.boundary:.3g}"
     )
+
+
+def burn(bad: float, total: float, objective_percent: float) -> float:
+    """Error-budget burn rate: the error ratio over the ratio the objective allows."""
+    return 0.0 if total <= 0 else (bad / total) / (1 - objective_percent / 100.0)

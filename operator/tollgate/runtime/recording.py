@@ -166,7 +166,8 @@ async def read_analysis(
     except Exception as exc:
         readings = tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
     out = Analysis(readings)
-    if spec.analysis.sequential.enabled and status.revision:
+    counted_checks = spec.analysis.sequential.enabled or spec.checks.error_budget is not None
+    if counted_checks and status.revision:
         baseline = status.step_started_at
         if status.last_analysis_at and (baseline is None or status.last_analysis_at > baseline):
             baseline = status.last_analysis_at

@@ -141,6 +141,8 @@ def _wanted(request: AnalysisRequest) -> dict[str, tuple[Family | None, Family |
     wanted: dict[str, tuple[Family | None, Family | None]] = {}
     if c.error_rate is not None:
         wanted["errorRate"] = (fam.requests, fam.errors)
+    if c.error_budget is not None:
+        wanted["errorBudget"] = (fam.requests, fam.errors)
     if c.latency is not None:
         wanted["latency"] = (fam.duration, None)
     if c.ttft is not None:
