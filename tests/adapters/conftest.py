@@ -17,6 +17,7 @@ CANARY = Workload(
     ttft_shares=(0.2, 0.5, 0.96, 1, 1),
     input_tokens_per_request=1000,
     output_tokens_per_request=500,
+    answer_shares=(0.1, 0.3, 0.6, 0.9, 1),
 )
 STABLE = Workload(
     "shop",
@@ -27,6 +28,7 @@ STABLE = Workload(
     ttft_shares=(0.5, 0.9, 0.99, 1, 1),
     input_tokens_per_request=1000,
     output_tokens_per_request=400,
+    answer_shares=(0.2, 0.5, 0.8, 1, 1),
 )
 OTHER = Workload(
     "blog",

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 BOUNDS = ("0.1", "0.25", "0.5", "1", "+Inf")
+TOKEN_BOUNDS = ("100", "250", "500", "1000", "+Inf")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Workload:
     ttft_shares: tuple[float, float, float, float, float]
     input_tokens_per_request: float = 0.0
     output_tokens_per_request: float = 0.0
+    answer_shares: tuple[float, float, float, float, float] = (1, 1, 1, 1, 1)  # TOKEN_BOUNDS
 
 
 def _labels(w: Workload, **extra: str) -> str:
@@ -32,13 +34,13 @@ def openmetrics(workloads: list[Workload], start: int, end: int, step: int = 15)
     """History from ``start`` to ``end`` (unix seconds) sampled every ``step`` seconds."""
     times = list(range(start, end + 1, step))
 
-    def histogram(name: str, shares_of: str) -> Iterator[str]:
+    def histogram(name: str, shares_of: str, bounds: tuple[str, ...] = BOUNDS) -> Iterator[str]:
         yield f"# TYPE {name} histogram"
         for w in workloads:
             shares = getattr(w, shares_of)
             for t in times:
                 n = w.rps * (t - start)
-                for bound, share in zip(BOUNDS, shares, strict=True):
+                for bound, share in zip(bounds, shares, strict=True):
                     yield f"{name}_bucket{{{_labels(w, le=bound)}}} {n * share:.6f} {t}"
                 yield f"{name}_count{{{_labels(w)}}} {n:.6f} {t}"
                 yield f"{name}_sum{{{_labels(w)}}} {n * 0.2:.6f} {t}"
@@ -58,6 +60,7 @@ def openmetrics(workloads: list[Workload], start: int, end: int, step: int = 15)
     lines: list[str] = []
     lines += histogram("http_request_duration_seconds", "latency_shares")
     lines += histogram("llm_time_to_first_token_seconds", "ttft_shares")
+    lines += histogram("llm_answer_tokens", "answer_shares", TOKEN_BOUNDS)
     lines.append("# TYPE http_requests counter")
     for code in ("200", "500"):
         lines += counter("http_requests", None, code)

@@ -50,6 +50,30 @@ def test_increments_since_the_step_began(prometheus: PrometheusServer) -> None:
     assert got.errors == {}
 
 
+def test_cost_counts_answers_longer_than_the_stable_median(prometheus: PrometheusServer) -> None:
+    got = read(
+        reader(),
+        prometheus.url,
+        AT,
+        AT - timedelta(seconds=600),
+        metrics={"names": {"outputTokensPerRequest": "llm_answer_tokens"}},
+    )
+    # half of the stable's answers are within 250 tokens: its median is the 250 bound
+    assert got.objectives["costPerRequest"] == 250
+    cost = got.counts["costPerRequest"]
+    assert cost.canary_total == pytest.approx(6000)
+    assert cost.canary_bad == pytest.approx(0.7 * 6000)
+    assert cost.stable_bad == pytest.approx(0.5 * 114_000)
+    assert 'llm_answer_tokens_bucket{namespace="shop"' in got.queries["costPerRequest"]
+    assert got.queries["errorRate"].startswith('bad: label_replace(http_requests_total{code=~"5..')
+
+
+def test_without_a_token_histogram_cost_is_not_counted(prometheus: PrometheusServer) -> None:
+    got = read(reader(), prometheus.url, AT, AT - timedelta(seconds=600))  # prometheus preset
+    assert "costPerRequest" not in got.counts
+    assert "costPerRequest" not in got.errors
+
+
 def test_later_readings_difference_against_the_previous_one(prometheus: PrometheusServer) -> None:
     r = reader()
     first = read(r, prometheus.url, AT - timedelta(seconds=300), AT - timedelta(seconds=600))

@@ -40,10 +40,10 @@ def r(
 @pytest.mark.parametrize(
     ("check", "reading", "verdict", "says"),
     [
-        ("latency", r("latency", 0.25, 0.24), Verdict.PASS, "within limits"),
+        ("latency", r("latency", 0.25, 0.24), Verdict.PASS, "is within"),
         ("latency", r("latency", 0.31, 0.30), Verdict.FAIL, "310ms > 300ms"),
         ("latency", r("latency", 0.28, 0.20), Verdict.FAIL, "stable 200ms"),
-        ("latency", r("latency", 0.22, 0.20), Verdict.PASS, "within limits"),
+        ("latency", r("latency", 0.22, 0.20), Verdict.PASS, "is within"),
         (
             "latency",
             r("latency", 0.25, None),
@@ -59,18 +59,18 @@ def r(
         ("latency", r("latency", math.inf, 0.2), Verdict.INCONCLUSIVE, "no data"),
         ("latency", r("latency", 0.2, 0.2, error="timeout after 5s"), Verdict.ERROR, "timeout"),
         ("latency", None, Verdict.INCONCLUSIVE, "no reading"),
-        ("errorRate", r("errorRate", 0.004, 0.001), Verdict.PASS, "within limits"),
+        ("errorRate", r("errorRate", 0.004, 0.001), Verdict.PASS, "is within"),
         ("errorRate", r("errorRate", 0.007, 0.001), Verdict.FAIL, "0.7% > 0.6%"),
         ("errorRate", r("errorRate", 0.011, 0.009), Verdict.FAIL, "1.1% > 1%"),
-        ("errorRate", r("errorRate", 0.0, 0.0), Verdict.PASS, "within limits"),
-        ("costPerRequest", r("costPerRequest", 0.009), Verdict.PASS, "within limits"),
+        ("errorRate", r("errorRate", 0.0, 0.0), Verdict.PASS, "is within"),
+        ("costPerRequest", r("costPerRequest", 0.009), Verdict.PASS, "is within"),
         ("costPerRequest", r("costPerRequest", 0.012), Verdict.FAIL, "0.012 > 0.01"),
-        ("errorBudget", r("errorBudget", 0.0100), Verdict.PASS, "within limits"),  # burn 10x
+        ("errorBudget", r("errorBudget", 0.0100), Verdict.PASS, "is within"),  # burn 10x
         ("errorBudget", r("errorBudget", 0.0150), Verdict.FAIL, "15x > 14.4x"),
-        ("queue", r("queue", 5.0), Verdict.PASS, "within limits"),
+        ("queue", r("queue", 5.0), Verdict.PASS, "is within"),
         ("queue", r("queue", 0.5), Verdict.FAIL, "0.5 < 1"),
         ("queue", r("queue", 11.0), Verdict.FAIL, "11 > 10"),
-        ("ttft", r("ttft", 0.5, 0.45), Verdict.PASS, "within limits"),
+        ("ttft", r("ttft", 0.5, 0.45), Verdict.PASS, "is within"),
         ("ttft", r("ttft", 0.6, 0.45), Verdict.FAIL, "stable 450ms"),
     ],
 )

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 
 from tests.engine.sim import T0, World, make_spec
-from tollgate.api.status import HISTORY_LIMIT, ConditionStatus, Phase, RolloutStatus
+from tollgate.api.status import HISTORY_LIMIT, ConditionStatus, Phase, RolloutStatus, Verdict
 from tollgate.engine import Observations, decide
 from tollgate.engine.conditions import condition, with_invalid_spec
-from tollgate.engine.decision import Promote, SetWeight
+from tollgate.engine.decision import EventKind, Notify, Promote, SetWeight
 
 
 def at_step_one(**spec: Any) -> World:
@@ -318,15 +318,57 @@ def test_requests_are_handled_once() -> None:
     assert d2.status.phase is Phase.PROGRESSING
 
 
-def test_the_canary_error_budget_rollback_says_both_burn_rates() -> None:
+def test_the_canary_error_budget_rollback_names_the_tier_and_both_burn_rates() -> None:
     world = at_step_one(
-        checks={"errorBudget": {"objectivePercent": 99.9, "maxBurnRate": 14.4}},
+        checks={"errorBudget": {"objectivePercent": 99.9}},
         analysis={"sequential": {"enabled": False}},
     )
     d = world.tick(after=10, counts={"errorBudget": [400, 12, 7600, 4]})
     assert d.status.phase is Phase.ROLLING_BACK
-    assert d.status.budget is not None
-    assert d.status.budget.long_burn == pytest.approx(30.0)
-    assert d.status.budget.short_burn == pytest.approx(30.0)
-    assert "error budget: the canary burns 30x over the rollout" in d.message
+    budget = d.status.budget
+    assert budget is not None
+    assert budget.verdict is Verdict.FAIL
+    assert [t.long_burn for t in budget.tiers] == [pytest.approx(30.0), pytest.approx(30.0)]
+    assert "error budget: failed: the canary burns its error budget too fast" in d.message
+    assert "14.4x tier: 30x over 1h (400 requests), 30x over 5m" in d.message
     assert "12 of 400 requests failed" in d.message
+    event = next(a for a in d.actions if isinstance(a, Notify) and a.event is EventKind.ANALYSIS)
+    assert event.reason == "AnalysisFailed"
+    assert event.warning
+    assert "errorBudget burn Fail: 30x/30x over 1h/5m (limit 14.4x)" in event.message
+
+
+def test_a_passing_analysis_is_explained_in_an_event() -> None:
+    world = at_step_one(
+        checks={"errorRate": {"maxIncreasePoints": 1}},
+        analysis={"sequential": {"enabled": True, "minSamples": 20}},
+    )
+    d = world.tick(after=30, metrics="pass", counts={"errorRate": [300, 3, 5700, 57]})
+    events = [a for a in d.actions if isinstance(a, Notify) and a.event is EventKind.ANALYSIS]
+    assert len(events) == 1
+    event = events[0]
+    assert event.reason == "AnalysisPassed"
+    assert not event.warning
+    assert event.message.startswith("analysis at 5%: latency Pass: ")
+    assert "; errorRate Pass: " in event.message
+    assert "0.1% vs stable 0.1% is within <= 1% and <= stable +1%" in event.message
+    assert "errorRate sequential Pass: canary 3/300 (1.00%) vs stable 57/5700 (1.00%)" in (
+        event.message
+    )
+    evidence = d.status.evidence[0]
+    assert evidence.verdict is Verdict.PASS
+    assert evidence.message.startswith("passing: e-value")
+    again = decide(world.spec, d.status, world.observe(), world.now + timedelta(seconds=1), 1)
+    assert not [a for a in again.actions if isinstance(a, Notify)]  # nothing new, nothing said
+
+
+def test_evidence_waits_for_min_samples_and_says_so() -> None:
+    world = at_step_one(
+        checks={"errorRate": {"maxIncreasePoints": 1}},
+        analysis={"sequential": {"enabled": True, "minSamples": 50}},
+    )
+    d = world.tick(after=30, counts={"errorRate": [10, 9, 190, 1]})
+    evidence = d.status.evidence[0]
+    assert evidence.verdict is Verdict.INCONCLUSIVE
+    assert evidence.message.startswith("waiting: 10 of the 50 requests per version needed")
+    assert d.status.phase is Phase.PROGRESSING

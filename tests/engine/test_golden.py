@@ -3,7 +3,8 @@
 Each YAML file in golden/ is one scenario. A tick may change the world before it is observed
 (revision, readiness, a broken router, a stuck promotion, a hand-edited router weight, the spec
 itself), carries the tick's metrics shorthand, intent and gate answers, and states what the
-decision must be. ``repeat`` runs a tick n times.
+decision must be. ``repeat`` runs a tick n times. The analysis Event every reading posts is
+left out of ``actions`` and checked, where a transcript cares, by its reason under ``analysis``.
 """
 
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from tests.engine.sim import BASE_SPEC, World, make_spec, merge, render
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.rollout import RolloutSpec
+from tollgate.engine.decision import Action, EventKind, Notify
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = sorted(GOLDEN.glob("*.yaml"))
@@ -74,7 +76,11 @@ def test_transcript(path: Path) -> None:
                 "weight": decision.status.canary_weight,
                 "step": decision.status.current_step,
                 "reason": decision.reason,
-                "actions": [render(a) for a in decision.actions],
+                "actions": [render(a) for a in decision.actions if not _reports(a)],
+                "analysis": next(
+                    (a.reason for a in decision.actions if isinstance(a, Notify) and _reports(a)),
+                    None,
+                ),
                 "stable": decision.status.stable_revision,
                 "failed": decision.status.failed_analyses,
                 "errors": decision.status.consecutive_errors,
@@ -82,3 +88,8 @@ def test_transcript(path: Path) -> None:
             }
             for key, want in expect.items():
                 assert got[key] == want, f"{where}: {key} = {got[key]!r}, expected {want!r}"
+
+
+def _reports(action: Action) -> bool:
+    """The analysis Event: checked by its own key, ``analysis`` (its reason)."""
+    return isinstance(action, Notify) and action.event is EventKind.ANALYSIS

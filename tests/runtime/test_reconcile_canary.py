@@ -61,9 +61,23 @@ async def test_healthy_canary_walks_the_steps_and_promotes() -> None:
         assert checks["latency"].query
         assert "histogram_quantile" in checks["latency"].query
         assert checks["latency"].canary_samples >= 50
-        reasons = [e["reason"] for e in w.api.list_objects("events", NS)]
+        events = w.api.list_objects("events", NS)
+        reasons = [e["reason"] for e in events]
         assert reasons.count("StepUp") == 4
         assert "Promoted" in reasons
+        passed = [
+            e["message"]
+            for e in events
+            if e["reason"] == "AnalysisPassed" and e["message"].startswith("analysis at ")
+        ]
+        assert len(passed) >= 4  # at least one per step, each explained
+        assert all("latency Pass: " in m and " is within " in m for m in passed)
+        assert any("latency sequential Pass: canary " in m for m in passed)
+        evidence = {e.name: e for e in status.evidence}
+        assert evidence["latency"].verdict.value == "Pass"
+        assert evidence["latency"].query is not None
+        assert "_bucket" in evidence["latency"].query
+        assert evidence["latency"].message.startswith("passing: e-value")
 
 
 @pytest.mark.parametrize(
@@ -275,13 +289,20 @@ async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool)
 
 async def test_the_canary_burning_its_error_budget_is_rolled_back() -> None:
     """8% of the canary's requests fail: an 8x burn of a 99% objective, in both windows."""
-    checks = {"errorBudget": {"objectivePercent": 99, "maxBurnRate": 5}}
+    checks = {
+        "errorBudget": {
+            "objectivePercent": 99,
+            "windows": [{"long": "1h", "short": "1m", "maxBurnRate": 5}],
+        }
+    }
     analysis = patient(sequential=False)
     async with world(stable_and_canary(error_share=0.08), analysis=analysis, checks=checks) as w:
         await start_rollout(w)
         await w.run_until(ROLLED_BACK)
         status = w.status()
-        assert (status.message or "").startswith("error budget: the canary burns 8x")
+        assert (status.message or "").startswith("error budget: failed: the canary burns its")
         assert status.budget is not None
-        assert status.budget.long_burn == pytest.approx(8.0, rel=0.01)
+        assert status.budget.tiers[0].long_burn == pytest.approx(8.0, rel=0.01)
+        assert status.budget.query is not None
+        assert status.budget.query.startswith('bad: label_replace(http_requests_total{code=~"5.."')
         assert status.failed_analyses == 0  # the thresholds had not failed four times yet

@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field
 
 from tollgate.api.analysis import NoDataPolicy
 from tollgate.api.base import ApiModel, cel
+from tollgate.api.durations import Duration
 from tollgate.api.refs import ShortName
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -102,16 +103,59 @@ class CostCheck(ApiModel):
     )
 
 
+class BurnWindows(ApiModel):
+    """One tier of the multi-window burn-rate check: both windows must burn too fast."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "duration(self.short) < duration(self.long)",
+                    "short must be shorter than long",
+                )
+            ]
+        }
+    )
+
+    long: Duration = Field(
+        description="The window that shows the burn is sustained. Longer than the rollout so "
+        "far means the whole rollout (the canary has no traffic before it)."
+    )
+    short: Duration = Field(
+        description="The window that shows it is still happening, so the check stops firing "
+        "soon after the burn ends. Shorter than one reading means the last reading."
+    )
+    max_burn_rate: PositiveFloat = Field(
+        description="The tier fires when the burn rate over both windows exceeds this."
+    )
+
+
+# The Site Reliability Workbook's paging tiers (chapter 5, "Alerting on SLOs").
+DEFAULT_BURN_WINDOWS = (
+    BurnWindows(long="1h", short="5m", max_burn_rate=14.4),
+    BurnWindows(long="6h", short="30m", max_burn_rate=6.0),
+)
+
+
 class ErrorBudgetCheck(ApiModel):
-    """Error-budget burn rate of the canary's own traffic against an availability objective."""
+    """Error-budget burn rate of the canary's own traffic against an availability objective.
+
+    Judged twice: per analysis against maxBurnRate, and on every reading of counts by the
+    multi-window tiers in ``windows``, over the canary's own requests only.
+    """
 
     objective_percent: Annotated[float, Field(gt=50, lt=100)] = Field(
         description="Availability objective, e.g. 99.9."
     )
     max_burn_rate: PositiveFloat = Field(
         default=14.4,
-        description="Highest tolerated burn rate (1 spends the budget exactly over the SLO "
-        "period; 14.4 spends 2% of a 30-day budget in an hour).",
+        description="Highest tolerated burn rate over one analysis interval (1 spends the "
+        "budget exactly over the SLO period; 14.4 spends 2% of a 30-day budget in an hour).",
+    )
+    windows: Annotated[list[BurnWindows], Field(min_length=1, max_length=4)] = Field(
+        default_factory=lambda: [w.model_copy() for w in DEFAULT_BURN_WINDOWS],
+        description="Multi-window, multi-burn-rate tiers over the canary's own requests; any "
+        "tier firing rolls back. Default: 14.4x over 1h and 5m, 6x over 6h and 30m.",
     )
     no_data: NoDataPolicy | None = Field(
         default=None, description="Overrides analysis.noData for this check."

@@ -36,6 +36,11 @@ class MetricNames(ApiModel):
     )
     input_tokens: MetricName | None = Field(default=None, description="Counter of input tokens.")
     output_tokens: MetricName | None = Field(default=None, description="Counter of output tokens.")
+    output_tokens_per_request: MetricName | None = Field(
+        default=None,
+        description="Histogram of output tokens per request (lets the sequential tests judge "
+        "costPerRequest).",
+    )
 
 
 class PrometheusSource(ApiModel):

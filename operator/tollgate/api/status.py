@@ -94,6 +94,15 @@ class EvidenceStatus(StatusModel):
     """The running sequential test of one check: the evidence against "no worse than stable"."""
 
     name: Annotated[str, Field(max_length=100)] = Field(description="Check name.")
+    verdict: Verdict = Field(
+        default=Verdict.INCONCLUSIVE,
+        description="Fail: the test rejected (rollback); Pass: no evidence yet that the canary "
+        "is worse; Inconclusive: fewer than minSamples requests per version so far.",
+    )
+    message: Message = Field(default="", description="Why this verdict, in words.")
+    query: Annotated[str, Field(max_length=8192)] | None = Field(
+        default=None, description="The resolved PromQL read for the counts (last reading)."
+    )
     e_value: float = Field(description="Current e-value; the test rejects at the boundary.")
     boundary: float = Field(description="1/alpha for this check.")
     canary_bad: float = Field(default=0, description="Bad events of the new version so far.")
@@ -102,8 +111,8 @@ class EvidenceStatus(StatusModel):
     stable_total: float = Field(default=0, description="Requests of the stable version so far.")
     objective: float | None = Field(
         default=None,
-        description="For latency and TTFT: the bucket bound (seconds) a request must exceed to "
-        "count as bad, fixed at the rollout's first reading.",
+        description="For latency, TTFT and cost: the bucket bound (seconds, or tokens) a "
+        "request must exceed to count as bad, fixed at the rollout's first reading.",
     )
     log_e: list[float] = Field(
         default_factory=list,
@@ -118,13 +127,39 @@ class EvidenceStatus(StatusModel):
     )
 
 
-class BudgetStatus(StatusModel):
-    """The canary's own error-budget burn, over the rollout so far and over the last reading."""
+class BurnTierStatus(StatusModel):
+    """One multi-window tier: the canary's burn rate over its long and its short window."""
 
+    long: Annotated[str, Field(max_length=32)] = Field(description="The long window.")
+    short: Annotated[str, Field(max_length=32)] = Field(description="The short window.")
+    max_burn_rate: float = Field(description="The tier fires above this in both windows.")
+    long_burn: float = Field(default=0, description="Burn rate over the long window.")
+    short_burn: float = Field(default=0, description="Burn rate over the short window.")
+    long_requests: float = Field(default=0, description="Canary requests in the long window.")
+    short_requests: float = Field(default=0, description="Canary requests in the short window.")
+
+
+class BudgetStatus(StatusModel):
+    """The canary's own error-budget burn, tier by tier, and the readings behind it."""
+
+    verdict: Verdict = Field(
+        default=Verdict.INCONCLUSIVE, description="Pass, Fail or Inconclusive."
+    )
+    message: Message = Field(default="", description="Why this verdict, in words.")
+    query: Annotated[str, Field(max_length=8192)] | None = Field(
+        default=None, description="The resolved PromQL read for the counts (last reading)."
+    )
     canary_bad: float = Field(default=0, description="Failed canary requests in this rollout.")
     canary_total: float = Field(default=0, description="Canary requests in this rollout.")
-    long_burn: float = Field(default=0, description="Burn rate over the rollout so far.")
-    short_burn: float = Field(default=0, description="Burn rate over the last reading.")
+    tiers: list[BurnTierStatus] = Field(
+        default_factory=list, max_length=4, description="Each tier's windows and burn rates."
+    )
+    readings: list[list[float]] = Field(
+        default_factory=list,
+        max_length=128,
+        description="The canary's readings as [end, span, failed, requests], seconds since the "
+        "rollout started; older ones merged into coarser spans (the state across restarts).",
+    )
 
 
 class HistoryEntry(StatusModel):

@@ -173,6 +173,12 @@ def checks_problems(checks: ChecksSpec) -> list[SpecProblem]:
         if custom.name in names or custom.name in builtin or custom.name == "errorBudget":
             out.append(SpecProblem(f"{path}.name", f"duplicate check name {custom.name!r}"))
         names.add(custom.name)
+    budget = checks.error_budget
+    for i, tier in enumerate(budget.windows if budget is not None else ()):
+        if seconds(tier.short) >= seconds(tier.long):
+            out.append(
+                SpecProblem(f"{where}.errorBudget.windows[{i}]", "short must be shorter than long")
+            )
     present = [*[c for c, _ in builtin.values()], checks.error_budget, *(checks.custom or ())]
     if all(c is None for c in present):
         out.append(SpecProblem(where, "checks must name at least one check"))

@@ -138,6 +138,9 @@ def describe_tick(at: datetime, decision: Decision, readings: tuple[MetricReadin
     line += "; ".join(parts)
     if evidence:
         line += f"  | {evidence}"
+    if status.budget is not None and status.budget.tiers:
+        tiers = ", ".join(f"{t.long_burn:.3g}x/{t.short_burn:.3g}x" for t in status.budget.tiers)
+        line += f"  | burn {tiers}"
     return f"{line}\n    -> {decision.reason}: {decision.message}"
 
 
@@ -182,6 +185,7 @@ async def replay(target: Target, start: datetime, end: datetime, out: TextIO, er
                 metrics=readings,
                 counts=counted.counts,
                 objectives=counted.objectives,
+                count_queries=counted.queries,
             )
             decision = decide(spec, status, obs, at, 1)
             print(describe_tick(at, decision, readings), file=out)

@@ -195,7 +195,13 @@ def judge(rule: CheckRule, reading: MetricReading | None, min_samples: int) -> C
         return result(Verdict.FAIL, "; ".join(breaches), canary=canary, stable=stable)
     if waiting:
         return result(Verdict.INCONCLUSIVE, waiting, canary=canary, stable=stable)
-    return result(Verdict.PASS, "within limits", canary=canary, stable=stable)
+    against = f" vs stable {fmt(stable, rule.unit)}" if stable is not None else ""
+    return result(
+        Verdict.PASS,
+        f"{fmt(canary, rule.unit)}{against} is within {rule.describe()}",
+        canary=canary,
+        stable=stable,
+    )
 
 
 def _relative_limit(rule: CheckRule, stable: float) -> float:

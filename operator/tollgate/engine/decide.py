@@ -28,13 +28,12 @@ from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import (
     HISTORY_LIMIT,
     TERMINAL_PHASES,
-    BudgetStatus,
-    EvidenceStatus,
     HistoryEntry,
     Phase,
     RolloutStatus,
     Verdict,
 )
+from tollgate.engine.burn import update_budget
 from tollgate.engine.checks import judge_all, outcome, rules_for
 from tollgate.engine.conditions import conditions_for
 from tollgate.engine.decision import (
@@ -46,11 +45,11 @@ from tollgate.engine.decision import (
     Rollback,
     SetWeight,
 )
-from tollgate.engine.evidence import burn, explain_evidence, sequential_checks
+from tollgate.engine.evidence import explain_evidence, update_evidence
+from tollgate.engine.explain import analysis_report
 from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
 from tollgate.engine.schedule import analysis_due
-from tollgate.engine.sequential import Evidence, SequentialTest, grid_for
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 SETTLING_REQUEUE = 5.0
@@ -250,6 +249,7 @@ class _Tick:
         if self.requirement_failed():
             return
         if self.evidence_rejects() or self.budget_burns():
+            self.report_analysis()
             return
         if self.take_intent(IntentKind.PROMOTE):
             if self.requirement_met():
@@ -267,6 +267,7 @@ class _Tick:
             self.transition(Phase.PROGRESSING, "Resumed", "resumed on request")
 
         self.analyse()
+        self.report_analysis()
         if self.phase not in ACTIVE_PHASES or self.st.paused_by_user:
             return
         if self.st.current_step == 0:
@@ -338,82 +339,51 @@ class _Tick:
 
     def evidence_rejects(self) -> bool:
         """Feed this reading's counts to the sequential tests; roll back on a rejection."""
-        settings = self.spec.analysis.sequential
-        if not self.obs.counts or not settings.enabled or self.spec.skip_analysis:
+        if not self.obs.counts or not self.spec.analysis.sequential.enabled:
             return False
-        taking_part = sequential_checks(self.spec)
-        test = SequentialTest(
-            alpha=settings.alpha / max(1, len(taking_part)),
-            grid=grid_for(settings.min_effect),
-            min_samples=settings.min_samples,
+        if self.spec.skip_analysis:
+            return False
+        updated = update_evidence(
+            self.spec,
+            self.st.evidence,
+            self.obs.counts,
+            self.obs.count_queries,
+            self.obs.objectives,
         )
-        kept = {e.name: e for e in self.st.evidence}
-        rejected: list[str] = []
-        for name in taking_part:
-            batch = self.obs.counts.get(name)
-            if batch is None:
-                continue
-            before = kept.get(name)
-            state = Evidence.start(test.grid)
-            if before is not None:
-                c = before.carry if len(before.carry) == 4 else [0.0, 0.0, 0.0, 0.0]
-                state = Evidence(
-                    tuple(before.log_e),
-                    before.canary_total,
-                    before.canary_bad,
-                    before.stable_total,
-                    before.stable_bad,
-                    (c[0], c[1], c[2], c[3]),
-                )
-            state = test.update(state, batch)
-            kept[name] = EvidenceStatus(
-                name=name,
-                e_value=round(test.e_value(state), 6),
-                boundary=round(test.boundary, 6),
-                canary_bad=state.canary_bad,
-                canary_total=state.canary_total,
-                stable_bad=state.stable_bad,
-                stable_total=state.stable_total,
-                log_e=list(state.log_e),
-                carry=list(state.carry) if any(state.carry) else [],
-            )
-            if test.rejects(state):
-                rejected.append(explain_evidence(kept[name]))
-        self.set(evidence=[kept[n] for n in sorted(kept)])
-        if rejected:
-            self.rollback("AnalysisFailed", "sequential test: " + "; ".join(rejected))
+        self.set(evidence=updated.evidence)
+        if updated.rejected:
+            why = "; ".join(explain_evidence(e) for e in updated.rejected)
+            self.rollback("AnalysisFailed", "sequential test: " + why)
             return True
         return False
 
     def budget_burns(self) -> bool:
-        """Multi-window burn of the canary's own traffic: the rollout so far and the last reading
-        both above maxBurnRate (with minSamples requests) roll back."""
+        """The canary's own error-budget burn, tier by tier; a tier firing rolls back."""
         check = self.spec.checks.error_budget if self.spec.checks else None
         batch = self.obs.counts.get("errorBudget")
         if check is None or batch is None or self.spec.skip_analysis:
             return False
-        before = self.st.budget or BudgetStatus()
-        bad, total = before.canary_bad + batch.canary_bad, before.canary_total + batch.canary_total
-        long = burn(bad, total, check.objective_percent)
-        short = burn(batch.canary_bad, batch.canary_total, check.objective_percent)
-        self.set(
-            budget=BudgetStatus(
-                canary_bad=bad,
-                canary_total=total,
-                long_burn=round(long, 4),
-                short_burn=round(short, 4),
-            )
+        update = update_budget(
+            check,
+            self.st.budget,
+            batch,
+            self.elapsed(self.st.rollout_started_at),
+            self.spec.analysis.min_samples,
+            self.obs.count_queries.get("errorBudget"),
         )
-        enough = total >= self.spec.analysis.min_samples and batch.canary_total > 0
-        if enough and long > check.max_burn_rate and short > check.max_burn_rate:
-            self.rollback(
-                "AnalysisFailed",
-                f"error budget: the canary burns {long:.3g}x over the rollout and {short:.3g}x "
-                f"over the last reading (limit {check.max_burn_rate:g}x, objective "
-                f"{check.objective_percent:g}%; {bad:g} of {total:g} requests failed)",
-            )
+        self.set(budget=update.status)
+        if update.fired is not None:
+            self.rollback("AnalysisFailed", "error budget: " + update.status.message)
             return True
         return False
+
+    def report_analysis(self) -> None:
+        """One Event per reading of Prometheus: every check's verdict and why."""
+        if self.obs.metrics is None and not self.obs.counts:
+            return
+        judged = self.st.last_analysis_at == self.now and self.obs.metrics is not None
+        report = analysis_report(self.st, judged, set(self.obs.counts), self.before.canary_weight)
+        self.notify(EventKind.ANALYSIS, report.reason, report.message, warning=report.warning)
 
     def requirement_failed(self) -> bool:
         """The code this rollout needs was rolled back: roll back with it."""

@@ -10,6 +10,7 @@ class EventKind(StrEnum):
     """Rollout events, for Kubernetes Events and notifications."""
 
     STARTED = "Started"
+    ANALYSIS = "Analysis"
     STEP = "Step"
     PAUSED = "Paused"
     PROMOTING = "Promoting"

@@ -64,8 +64,9 @@ class Observations:
     - ``intent``: the pending user request, if any.
     - ``requirement``: the code this rollout needs (PromptRelease); None when it needs none.
     - ``counts``: per check, the requests and bad events of both versions since the previous
-      reading (counter increments through resets), for the sequential tests; ``objectives``:
-      the latency and TTFT bounds those counts were taken against.
+      reading (counter increments through resets), for the sequential tests and the burn
+      rate; ``objectives``: the latency, TTFT and token bounds those counts were taken
+      against; ``count_queries``: the PromQL each check's counts were read with.
     """
 
     revision: str | None
@@ -79,3 +80,4 @@ class Observations:
     requirement: Requirement | None = None
     counts: Mapping[str, Batch] = field(default_factory=dict)
     objectives: Mapping[str, float] = field(default_factory=dict)
+    count_queries: Mapping[str, str] = field(default_factory=dict)

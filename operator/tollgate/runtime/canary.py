@@ -117,6 +117,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         metrics=analysis.readings,
         counts=analysis.counts,
         objectives=analysis.objectives,
+        count_queries=analysis.queries,
         gates=gates,
         intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
     )

@@ -146,6 +146,7 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
         metrics=analysis.readings,
         counts=analysis.counts,
         objectives=analysis.objectives,
+        count_queries=analysis.queries,
         gates=gates,
         intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
         requirement=requirement,

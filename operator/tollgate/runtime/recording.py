@@ -145,6 +145,7 @@ class Analysis:
     readings: tuple[MetricReading, ...] | None = None
     counts: dict[str, Batch] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
+    queries: dict[str, str] = field(default_factory=dict)
 
 
 async def read_analysis(
@@ -178,6 +179,7 @@ async def read_analysis(
             log.warning("%s: counts not read: %s", asked.key, exc)
         else:
             out.counts, out.objectives = counted.counts, counted.objectives
+            out.queries = counted.queries
     return out
 
 

@@ -9,8 +9,10 @@ restart the first reading is a snapshot again, which loses at most one reading's
 
 Latency and TTFT become counts of requests over an objective: a bucket bound fixed at the
 rollout's first reading, from the check's absolute limit when it has one, otherwise from the
-stable version's quantile times the allowed increase. Any objective fixed independently of
-what the canary does next keeps the test valid.
+stable version's quantile times the allowed increase. Cost becomes requests whose answer is
+longer than the stable's median (from a histogram of output tokens per request, when the
+metrics have one). Any objective fixed independently of what the canary does next keeps the
+test valid.
 """
 
 import math
@@ -36,6 +38,7 @@ class CountReading:
     counts: dict[str, Batch] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    queries: dict[str, str] = field(default_factory=dict)
 
 
 def raw_query(request: AnalysisRequest, family: Family) -> str:
@@ -82,7 +85,7 @@ class CountReader:
         snapshot; without that either, this reading is only a snapshot.
         """
         wanted = _wanted(request)
-        out = CountReading()
+        out = CountReading(queries=_described(request, wanted))
         answers = await self._query(request, wanted, at)
         tables = _tables(request, wanted, answers, objectives, out)
         current = {
@@ -147,7 +150,24 @@ def _wanted(request: AnalysisRequest) -> dict[str, tuple[Family | None, Family |
         wanted["latency"] = (fam.duration, None)
     if c.ttft is not None:
         wanted["ttft"] = (fam.ttft, None)
+    if c.cost_per_request is not None and fam.answer_lengths is not None:
+        wanted["costPerRequest"] = (fam.answer_lengths, None)
     return wanted
+
+
+def _described(
+    request: AnalysisRequest, wanted: Mapping[str, tuple[Family | None, Family | None]]
+) -> dict[str, str]:
+    """Per check, the queries its counts come from, as status shows them."""
+    out: dict[str, str] = {}
+    for check, (total, bad) in wanted.items():
+        if total is None:
+            continue
+        if total.shape is Shape.BUCKETS:
+            out[check] = f"{raw_query(request, total)} (bad: +Inf minus the objective's bucket)"
+        elif bad is not None:
+            out[check] = f"bad: {raw_query(request, bad)}; total: {raw_query(request, total)}"
+    return out
 
 
 def _tables(
@@ -208,28 +228,31 @@ def _version(key: SeriesKey, label: str) -> str:
 def _objective(
     request: AnalysisRequest, check: str, samples: list[Sample], label: str
 ) -> float | None:
-    """A bucket bound: the absolute limit, else stable's quantile x (1 + allowed increase)."""
-    c = request.checks
-    limit = c.latency if check == "latency" else c.ttft
-    if limit is None:
-        return None
+    """A bucket bound: the absolute limit, else stable's quantile x (1 + allowed increase).
+
+    For cost: the bound at or above the stable's median answer length (tokens). A longer
+    answer costs more, and a shift of the whole distribution shows most at the middle.
+    """
     bounds = sorted(
         {bucket_bound(s.labels["le"]) for s in samples if "le" in s.labels} - {math.inf}
     )
-    if not bounds:
-        return None
+    stable: dict[float, float] = defaultdict(float)
+    for s in samples:
+        if s.labels.get(label) == request.stable and "le" in s.labels:
+            stable[bucket_bound(s.labels["le"])] += s.value
+    c = request.checks
     target: float | None = None
-    if limit.max_milliseconds is not None:
-        target = limit.max_milliseconds / 1000.0
-    elif limit.max_increase_percent is not None:
-        stable: dict[float, float] = defaultdict(float)
-        for s in samples:
-            if s.labels.get(label) == request.stable and "le" in s.labels:
-                stable[bucket_bound(s.labels["le"])] += s.value
-        q = quantile(limit.quantile, stable)
-        if q is None:
+    if check == "costPerRequest":
+        target = quantile(0.5, stable)
+    else:
+        limit = c.latency if check == "latency" else c.ttft
+        if limit is None:
             return None
-        target = q * (1 + limit.max_increase_percent / 100.0)
+        if limit.max_milliseconds is not None:
+            target = limit.max_milliseconds / 1000.0
+        elif limit.max_increase_percent is not None:
+            q = quantile(limit.quantile, stable)
+            target = None if q is None else q * (1 + limit.max_increase_percent / 100.0)
     if target is None:
         return None
     return next((b for b in bounds if b >= target), None)

@@ -39,6 +39,7 @@ class PresetFamilies:
     ttft: Family | None
     input_tokens: Family | None
     output_tokens: Family | None
+    answer_lengths: Family | None = None  # histogram of output tokens per request
 
 
 _PRESETS: dict[MetricPreset, PresetFamilies] = {
@@ -57,6 +58,7 @@ _PRESETS: dict[MetricPreset, PresetFamilies] = {
         ttft=Family("vllm:time_to_first_token_seconds", Shape.BUCKETS),
         input_tokens=Family("vllm:prompt_tokens_total", Shape.COUNTER),
         output_tokens=Family("vllm:generation_tokens_total", Shape.COUNTER),
+        answer_lengths=Family("vllm:request_generation_tokens", Shape.BUCKETS),
     ),
     MetricPreset.OTEL_GENAI: PresetFamilies(
         duration=Family("gen_ai_client_operation_duration_seconds", Shape.BUCKETS),
@@ -70,6 +72,9 @@ _PRESETS: dict[MetricPreset, PresetFamilies] = {
         ),
         output_tokens=Family(
             "gen_ai_client_token_usage_sum", Shape.COUNTER, ('gen_ai_token_type="output"',)
+        ),
+        answer_lengths=Family(
+            "gen_ai_client_token_usage", Shape.BUCKETS, ('gen_ai_token_type="output"',)
         ),
     ),
 }
@@ -91,4 +96,5 @@ def families_for(preset: MetricPreset, names: MetricNames | None) -> PresetFamil
         ttft=pick(base.ttft, names.ttft, Shape.BUCKETS),
         input_tokens=pick(base.input_tokens, names.input_tokens, Shape.COUNTER),
         output_tokens=pick(base.output_tokens, names.output_tokens, Shape.COUNTER),
+        answer_lengths=pick(base.answer_lengths, names.output_tokens_per_request, Shape.BUCKETS),
     )

@@ -1,0 +1,72 @@
+"""How one reading of Prometheus reads to people: a Kubernetes Event with every verdict.
+
+Status holds the full evidence (queries, values, statistics, messages); the Event is the
+short form a `kubectl describe` or an alert shows: per check its verdict, the values on both
+sides, the statistic against its boundary, the samples, and the reason for the whole reading.
+"""
+
+from collections.abc import Collection
+from typing import NamedTuple
+
+from tollgate.api.status import BudgetStatus, CheckStatus, EvidenceStatus, RolloutStatus, Verdict
+from tollgate.engine.evidence import counts_text
+
+EVENT_LIMIT = 1024
+
+
+class Report(NamedTuple):
+    """An Event's reason, message and type."""
+
+    reason: str
+    message: str
+    warning: bool
+
+
+def check_line(c: CheckStatus) -> str:
+    samples = f" [{c.canary_samples} vs {c.stable_samples} requests]"
+    return f"{c.name} {c.verdict.value}: {c.message}{samples}"
+
+
+def evidence_line(e: EvidenceStatus) -> str:
+    return (
+        f"{e.name} sequential {e.verdict.value}: {counts_text(e)}, "
+        f"e-value {e.e_value:.3g} vs {e.boundary:.3g}"
+    )
+
+
+def budget_line(b: BudgetStatus) -> str:
+    tiers = ", ".join(
+        f"{t.long_burn:.3g}x/{t.short_burn:.3g}x over {t.long}/{t.short} "
+        f"(limit {t.max_burn_rate:g}x)"
+        for t in b.tiers
+    )
+    return f"errorBudget burn {b.verdict.value}: {tiers or b.message}"
+
+
+def analysis_report(
+    status: RolloutStatus, judged: bool, counted: Collection[str], weight: int
+) -> Report:
+    """The Event for one reading: thresholds when they were judged, tests that were fed."""
+    verdicts: list[Verdict] = []
+    lines: list[str] = []
+    if judged:
+        lines += [check_line(c) for c in status.checks]
+        verdicts += [c.verdict for c in status.checks]
+    fed = [e for e in status.evidence if e.name in counted]
+    lines += [evidence_line(e) for e in fed]
+    verdicts += [e.verdict for e in fed]
+    if status.budget is not None and "errorBudget" in counted:
+        lines.append(budget_line(status.budget))
+        verdicts.append(status.budget.verdict)
+    if Verdict.FAIL in verdicts:
+        reason, warning = "AnalysisFailed", True
+    elif Verdict.ERROR in verdicts:
+        reason, warning = "MetricsError", True
+    elif Verdict.INCONCLUSIVE in verdicts or not verdicts:
+        reason, warning = "WaitingForData", False
+    else:
+        reason, warning = "AnalysisPassed", False
+    message = f"analysis at {weight}%: " + ("; ".join(lines) or "no check had data")
+    if len(message) > EVENT_LIMIT:
+        message = message[: EVENT_LIMIT - 30] + " ... (all of it in status)"
+    return Report(reason, message, warning)
