@@ -103,15 +103,13 @@ def objectives(warmup: Sequence[float], quantiles: dict[str, float]) -> dict[str
 @dataclass(frozen=True)
 class Tollgate:
     """Tollgate's policy: one sequential test per check at alpha/k, rollback at the first
-    rejection. Two variants are for diagnosis, not what the operator runs:
-
-    - ``cost_as_tokens`` feeds output tokens as the cost check's bad events (totals scaled by
-      the token cap, so that bad events never outnumber the total) against
-      ``psi0 = cost_psi0``, instead of requests over the stable-derived token objective;
-    - ``carry`` holds a scrape's increments back until both versions have had requests, instead
-      of handing the test a batch it discards (a batch with no request on one side carries no
-      information given the split, so its bad events are lost, not deferred). Where batches end
-      depends on request counts only, so the guarantee holds.
+    rejection. ``cost_as_tokens`` is for diagnosis, not what the operator runs: it feeds output
+    tokens as the cost check's bad events (totals scaled by the token cap, so that bad events
+    never outnumber the total) against ``psi0 = cost_psi0``, instead of requests over the
+    stable-derived token objective. ``error_oracle`` is a bound, not a policy: the error check
+    alone with the full alpha and its one alternative set at the true ratio, which no real
+    policy knows. A scrape in which one version served nothing is pooled into the next by the
+    engine's test itself, as in the operator.
     """
 
     alpha: float = 0.01
@@ -121,7 +119,7 @@ class Tollgate:
     cost_quantile: float = 0.5
     cost_as_tokens: bool = False
     cost_psi0: float = 1.2
-    carry: bool = False
+    error_oracle: float | None = None
 
     @property
     def quantiles(self) -> dict[str, float]:
@@ -132,6 +130,9 @@ class Tollgate:
         }
 
     def tests(self) -> dict[str, SequentialTest]:
+        if self.error_oracle is not None:
+            grid = (self.error_oracle,)
+            return {"errors": SequentialTest(self.alpha, grid=grid, min_samples=self.min_samples)}
         share = self.alpha / len(METRICS)
         plain = SequentialTest(alpha=share, min_samples=self.min_samples)
         tests = dict.fromkeys(METRICS, plain)
@@ -169,18 +170,11 @@ class Tollgate:
         tests = self.tests()
         states = {name: Evidence.start(test.grid) for name, test in tests.items()}
         bound = objectives(counts.warmup, self.quantiles)
-        held_c: list[float] = [0.0] * Layout.WIDTH
-        held_s: list[float] = [0.0] * Layout.WIDTH
         for tick in range(counts.ticks):
             c, s = counts.canary[tick], counts.stable[tick]
-            if self.carry:
-                held_c = [a + b for a, b in zip(held_c, c, strict=True)]
-                held_s = [a + b for a, b in zip(held_s, s, strict=True)]
-                if held_c[Layout.REQUESTS] <= 0 or held_s[Layout.REQUESTS] <= 0:
-                    continue
-                c, s = held_c, held_s
-                held_c, held_s = [0.0] * Layout.WIDTH, [0.0] * Layout.WIDTH
             for name, batch in self.batches(c, s, bound).items():
+                if name not in tests:
+                    continue
                 test = tests[name]
                 states[name] = test.update(states[name], batch)
                 if rejects(test, states[name]):

@@ -298,6 +298,17 @@ def _setting(key: str) -> str:
     return rest or "alpha 0.01 / 4 checks"
 
 
+def _shown(variant: str, scenario: str) -> bool:
+    """Diagnostic variants appear under A/A and the scenario they are about."""
+    if variant.endswith("cost-as-tokens"):
+        return scenario in ("aa", "cost_x1_5")
+    if variant.endswith("oracle errors x2"):
+        return scenario in ("aa", "errors_plus_1pt")
+    if variant.endswith("oracle errors x3"):
+        return scenario in ("aa", "errors_x3")
+    return True
+
+
 def _rows(summary: Summary, traffic: str, scenario: str) -> list[tuple[str, str | None, str]]:
     """(policy, setting, tag) rows of one scenario: Tollgate, then each family's default and,
     for regressions, its best setting at the false-rollback target."""
@@ -307,11 +318,7 @@ def _rows(summary: Summary, traffic: str, scenario: str) -> list[tuple[str, str 
         for (t, sc, s) in summary.figures
         if t == traffic and sc == scenario and s.startswith(summary.tollgate + " ")
     )
-    rows += [
-        ("tollgate", s, "")
-        for s in variants
-        if scenario in ("aa", "cost_x1_5") or not s.endswith("cost-as-tokens")
-    ]
+    rows += [("tollgate", s, "") for s in variants if _shown(s, scenario)]
     for family in FAMILIES:
         default = summary.defaults[family]
         if scenario == "aa":

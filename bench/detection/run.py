@@ -65,7 +65,6 @@ TRAFFIC = {"100rps": Traffic(rps=100.0), "0.5rps": Traffic(rps=0.5)}
 
 TOLLGATE = Tollgate()
 TOLLGATE_TOKENS = Tollgate(cost_as_tokens=True)
-TOLLGATE_CARRY = Tollgate(carry=True)
 FLAGGER_INTERVALS = (15.0, 30.0, 60.0)
 FLAGGER_THRESHOLDS = (1, 2, 3, 5, 10)
 FLAGGER_DEFAULT = (60.0, 10)  # Flagger's documented example: interval 1m, threshold 10
@@ -106,7 +105,10 @@ def naive_key(level: float) -> str:
 
 TOLLGATE_KEY = "tollgate"
 TOLLGATE_TOKENS_KEY = "tollgate cost-as-tokens"
-TOLLGATE_CARRY_KEY = "tollgate carry-forward"
+# Bounds for the error scenarios: the true ratio known in advance, all of alpha on errors.
+ORACLES = {"errors_plus_1pt": 2.0, "errors_x3": 3.0}
+ORACLE_KEYS = {ratio: f"tollgate oracle errors x{ratio:g}" for ratio in ORACLES.values()}
+TOLLGATE_ORACLES = {ratio: Tollgate(error_oracle=ratio) for ratio in ORACLES.values()}
 
 
 def window_grids(scrape: float) -> list[WindowGrid]:
@@ -127,8 +129,9 @@ def evaluate(counts: Counts) -> dict[str, float]:
     out = {
         TOLLGATE_KEY: TOLLGATE.rollback_at(counts),
         TOLLGATE_TOKENS_KEY: TOLLGATE_TOKENS.rollback_at(counts),
-        TOLLGATE_CARRY_KEY: TOLLGATE_CARRY.rollback_at(counts),
     }
+    for ratio, oracle in TOLLGATE_ORACLES.items():
+        out[ORACLE_KEYS[ratio]] = oracle.rollback_at(counts)
     windows = window_rollbacks(counts, window_grids(counts.scrape), TOLERANCES)
     for (name, tolerance, interval, n), at in windows.items():
         key = flagger_key if name == "flagger" else argo_key

@@ -12,7 +12,7 @@ import pytest
 
 from tests.adapters.conftest import T
 from tests.adapters.test_metrics_prometheus import request
-from tollgate.adapters.metrics.counts import CountReader, raw_query
+from tollgate.adapters.metrics.counts import CountReader, CountReading, raw_query
 from tollgate.adapters.metrics.families import families_for
 from tollgate.adapters.metrics.prometheus import PrometheusClient
 from tollgate.testing.prometheus import PrometheusServer, free_port
@@ -103,6 +103,31 @@ def test_queries_stay_in_the_namespace_and_escape_values(prometheus: PrometheusS
     )
     assert got.counts["errorRate"].canary_total == pytest.approx(3000)  # 5 rps x 600 s
     assert got.counts["errorRate"].stable_bad == pytest.approx(300)  # 10% of 3000
+
+
+def test_concurrent_rollouts_share_one_query_per_family(prometheus: PrometheusServer) -> None:
+    places = [("shop", "app"), ("blog", "web"), ("dots", "api.v2")]
+    baseline = AT - timedelta(seconds=600)
+    alone = {}
+    for namespace, name in places:
+        r = reader()
+        alone[name] = read(r, prometheus.url, AT, baseline, namespace=namespace, name=name)
+        single = r.queries_sent
+
+    async def together() -> tuple[int, list[CountReading]]:
+        r = reader()
+        requests = [request(prometheus.url, namespace=ns, name=n) for ns, n in places]
+        # the snapshots first (batched too), then one batched reading for all three
+        await asyncio.gather(*(r.read(q, "rev2", {}, baseline) for q in requests))
+        before = r.queries_sent
+        got = await asyncio.gather(*(r.read(q, "rev2", {}, AT) for q in requests))
+        return r.queries_sent - before, list(got)
+
+    batched, got = asyncio.run(together())
+    assert batched == single // 2  # one query per family for all three; alone: also a snapshot
+    for (_, name), reading in zip(places, got, strict=True):
+        assert reading.counts == alone[name].counts
+        assert reading.errors == {}
 
 
 def test_an_outage_gives_no_counts_and_says_why() -> None:

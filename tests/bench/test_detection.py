@@ -191,12 +191,22 @@ def test_tollgate_waits_for_minimum_samples() -> None:
 
 def test_carrying_increments_keeps_what_a_one_sided_batch_would_lose() -> None:
     """Slow canary requests arrive only in scrapes where the stable served none: the engine
-    pools such a reading into the next one, as the policy-level carry does."""
+    pools such a reading into the next one instead of dropping it."""
     canary = [reading(30, latency=0.5), SILENT] * 4
     stable = [SILENT, STABLE] * 4
     c = Counts(15.0, canary, stable, reading(10_000))
     assert Tollgate().rollback_at(c) == 30.0
-    assert Tollgate(carry=True).rollback_at(c) == 30.0
+
+
+def test_the_error_oracle_judges_errors_alone_with_all_of_alpha() -> None:
+    oracle = Tollgate(error_oracle=2.0)
+    ((name, test),) = oracle.tests().items()
+    assert name == "errors"
+    assert test.alpha == 0.01
+    assert test.grid == (2.0,)
+    assert oracle.rollback_at(counts([SLOW] * 8)) == math.inf  # latency is not its business
+    # errors at 20% against none on stable: the oracle is sure sooner than the 4-check policy
+    assert oracle.rollback_at(counts([ERRORS] * 8)) <= Tollgate().rollback_at(counts([ERRORS] * 8))
 
 
 def test_an_e_value_too_large_for_a_float_rejects() -> None:

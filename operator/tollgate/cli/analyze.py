@@ -164,7 +164,7 @@ async def replay(target: Target, start: datetime, end: datetime, out: TextIO, er
         def client(address: str) -> PrometheusClient:
             return PrometheusClient(address, 10.0, client=http)
 
-        batcher, counts = MetricsBatcher(client, window=0.0), CountReader(client)
+        batcher, counts = MetricsBatcher(client, window=0.0), CountReader(client, window=0.0)
         print(f"replaying {target.label} from {start.isoformat()} to {end.isoformat()}", file=out)
         at, ticks, seen_data = start, 0, False
         while at + timedelta(seconds=interval) <= end:

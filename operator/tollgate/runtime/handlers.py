@@ -14,7 +14,6 @@ from typing import Any
 import kopf
 
 from tollgate.adapters.kube.client import KubeClient, KubeError, NotFoundError
-from tollgate.adapters.kube.events import post_event
 from tollgate.adapters.kube.resources import CANARIES, PROMPTRELEASES, Resource
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api import GROUP, VERSION
@@ -200,7 +199,7 @@ async def _restore_on_delete(
     try:
         await asyncio.wait_for(restore(wiring), timeout=wiring.settings.delete_timeout)
     except (RouterError, KubeError, TimeoutError) as exc:
-        await post_event(
+        await wiring.events.post(
             wiring.kube,
             dict(body),
             "TrafficNotRestored",

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from tollgate.adapters.kube.client import ConflictError, KubeError
-from tollgate.adapters.kube.events import post_event
 from tollgate.adapters.kube.resources import Resource
 from tollgate.adapters.kube.status import write_status
 from tollgate.adapters.metrics.queries import AnalysisRequest
@@ -25,7 +24,7 @@ from tollgate.api.validation import SpecProblem
 from tollgate.engine import Decision, MetricReading
 from tollgate.engine.checks import rules_for
 from tollgate.engine.conditions import merge, with_invalid_spec
-from tollgate.engine.decision import Action, Notify, Promote, SetWeight
+from tollgate.engine.decision import Action, EventKind, Notify, Promote, SetWeight
 from tollgate.engine.schedule import needs_metrics
 from tollgate.engine.sequential import Batch
 from tollgate.runtime.wiring import Wiring
@@ -82,7 +81,7 @@ async def record_invalid(
     if stored is not None:
         wiring.count("status_writes")
         message = "; ".join(map(str, problems))
-        await post_event(wiring.kube, body, "InvalidSpec", message, warning=True, now=now)
+        await wiring.events.post(wiring.kube, body, "InvalidSpec", message, warning=True, now=now)
     return Outcome(INVALID_SPEC_RESYNC, None, stored is not None)
 
 
@@ -214,8 +213,14 @@ async def act_in_order(
             except (RouterError, KubeError) as exc:
                 log.warning("%s/%s: promotion failed: %s", namespace, name, exc)
         elif isinstance(action, Notify):
-            await post_event(
-                wiring.kube, body, action.reason, action.message, warning=action.warning, now=now
+            await wiring.events.post(
+                wiring.kube,
+                body,
+                action.reason,
+                action.message,
+                warning=action.warning,
+                now=now,
+                repeat=action.event is EventKind.ANALYSIS,
             )
             wiring.count("events")
     return weight_writes, router_error

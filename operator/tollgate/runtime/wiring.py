@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 
 from tollgate.adapters.kube.client import KubeClient
+from tollgate.adapters.kube.events import EventSeries
 from tollgate.adapters.metrics.batch import MetricsBatcher
 from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient
@@ -28,6 +29,7 @@ class Wiring:
     metrics: MetricsBatcher
     counts: CountReader
     now: Callable[[], datetime] = utcnow
+    events: EventSeries = field(default_factory=EventSeries)
     stats: dict[str, int] = field(default_factory=dict)
 
     @classmethod

@@ -15,16 +15,17 @@ metrics have one). Any objective fixed independently of what the canary does nex
 test valid.
 """
 
+import asyncio
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tollgate.adapters.metrics.families import Family, Shape, families_for
 from tollgate.adapters.metrics.histograms import bucket_bound, quantile
 from tollgate.adapters.metrics.prometheus import PrometheusClient, Sample
-from tollgate.adapters.metrics.promql import any_of, matchers, pods_of
+from tollgate.adapters.metrics.promql import any_of, matchers, pods_of, quote
 from tollgate.adapters.metrics.queries import POD_SUFFIX, WORKLOAD_LABEL, AnalysisRequest
 from tollgate.engine.sequential import Batch, increments
 
@@ -43,16 +44,60 @@ class CountReading:
 
 def raw_query(request: AnalysisRequest, family: Family) -> str:
     """The family's cumulative series for both versions of one rollout (no sum, no window)."""
-    extra = [*family.matchers, f"{request.metrics.namespace_label}={any_of([request.namespace])}"]
-    versions = (request.canary, request.stable)
-    if request.version_label is None:
+    return family_query([request], family)
+
+
+def family_query(members: Sequence[AnalysisRequest], family: Family) -> str:
+    """The family's cumulative series for both versions of every member (one batched query).
+
+    Members share Prometheus, namespace label, version label and selector; rows that match
+    one member's namespace and another's version are dropped when the answer is split.
+    """
+    first = members[0]
+    namespaces = sorted({m.namespace for m in members})
+    label = first.metrics.namespace_label
+    in_namespaces = (
+        f"{label}={quote(namespaces[0])}"
+        if len(namespaces) == 1
+        else f"{label}=~{any_of(namespaces)}"
+    )
+    extra = [*family.matchers, in_namespaces]
+    versions = [v for m in members for v in (m.canary, m.stable)]
+    if first.version_label is None:
         extra.append(f"pod=~{pods_of(versions, POD_SUFFIX)}")
     else:
-        extra.append(f"{request.version_label}=~{any_of(versions)}")
-    text = f"{family.series()}{{{matchers(dict(request.metrics.selector or {}), extra)}}}"
-    if request.version_label is None:
+        extra.append(f"{first.version_label}=~{any_of(versions)}")
+    text = f"{family.series()}{{{matchers(dict(first.metrics.selector or {}), extra)}}}"
+    if first.version_label is None:
         text = f'label_replace({text}, "{WORKLOAD_LABEL}", "$1", "pod", "(.+){POD_SUFFIX}")'
     return text
+
+
+def _mine(request: AnalysisRequest, samples: list[Sample]) -> list[Sample]:
+    """The rows of a batched answer that belong to ``request``."""
+    ns, label = request.metrics.namespace_label, request.version_label or WORKLOAD_LABEL
+    versions = (request.canary, request.stable)
+    return [
+        s
+        for s in samples
+        if s.labels.get(ns) == request.namespace and s.labels.get(label) in versions
+    ]
+
+
+@dataclass(frozen=True)
+class _BatchKey:
+    address: str
+    namespace_label: str
+    version_label: str | None
+    selector: tuple[tuple[str, str], ...]
+    family: Family
+
+
+@dataclass
+class _Waiting:
+    request: AnalysisRequest
+    families: list[Family]
+    answer: "asyncio.Future[Answers]"
 
 
 Tables = dict[str, tuple[dict[SeriesKey, float], dict[SeriesKey, float]]]
@@ -60,11 +105,20 @@ Answers = dict[Family, list[Sample] | Exception]
 
 
 class CountReader:
-    """Reads counts for rollouts and remembers each series' last value between readings."""
+    """Reads counts for rollouts and remembers each series' last value between readings.
 
-    def __init__(self, clients: Callable[[str], PrometheusClient]) -> None:
+    Current values are read in batches: concurrent reads within ``window`` seconds share one
+    query per family (per Prometheus, labels and selector), so Prometheus sees the same number
+    of queries per tick for one rollout or a thousand. A snapshot at a past time (the first
+    reading of a rollout) is one rollout's own query.
+    """
+
+    def __init__(self, clients: Callable[[str], PrometheusClient], window: float = 0.05) -> None:
         self._clients = clients
+        self._window = window
         self._last: dict[str, tuple[str, dict[SeriesKey, float]]] = {}
+        self._pending: list[_Waiting] = []
+        self._flush: asyncio.Task[None] | None = None
         self.queries_sent = 0
 
     def forget(self, rollout: str) -> None:
@@ -86,7 +140,7 @@ class CountReader:
         """
         wanted = _wanted(request)
         out = CountReading(queries=_described(request, wanted))
-        answers = await self._query(request, wanted, at)
+        answers = await self._batched(request, wanted, at)
         tables = _tables(request, wanted, answers, objectives, out)
         current = {
             k: v for totals, bads in tables.values() for k, v in (*totals.items(), *bads.items())
@@ -116,6 +170,63 @@ class CountReader:
             sn, sb = by_version.get(request.stable, [0.0, 0.0])
             out.counts[check] = Batch(cn, min(cb, cn), sn, min(sb, sn))
         return out
+
+    async def _batched(
+        self,
+        request: AnalysisRequest,
+        wanted: Mapping[str, tuple[Family | None, Family | None]],
+        at: datetime | None,
+    ) -> Answers:
+        """This rollout's share of a batch of current values read with concurrent callers."""
+        families = sorted(
+            {f for pair in wanted.values() for f in pair if f is not None},
+            key=lambda f: (f.metric, f.matchers),
+        )
+        waiting = _Waiting(request, families, asyncio.get_running_loop().create_future())
+        self._pending.append(waiting)
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._run(at))
+        return await waiting.answer
+
+    async def _run(self, at: datetime | None) -> None:
+        await asyncio.sleep(self._window)
+        batch, self._pending, self._flush = self._pending, [], None
+        groups: dict[_BatchKey, list[AnalysisRequest]] = defaultdict(list)
+        for w in batch:
+            for family in w.families:
+                key = _BatchKey(
+                    w.request.address,
+                    w.request.metrics.namespace_label,
+                    w.request.version_label,
+                    tuple(sorted((w.request.metrics.selector or {}).items())),
+                    family,
+                )
+                groups[key].append(w.request)
+
+        async def ask(key: _BatchKey, members: list[AnalysisRequest]) -> list[Sample] | Exception:
+            self.queries_sent += 1
+            limits = [m.timeout for m in members if m.timeout is not None]
+            try:
+                return await self._clients(key.address).instant(
+                    family_query(members, key.family), at, min(limits) if limits else None
+                )
+            except Exception as exc:  # reported per check; never evidence
+                return exc
+
+        asked = {key: {id(m) for m in members} for key, members in groups.items()}
+        keys = list(groups)
+        results = dict(
+            zip(keys, await asyncio.gather(*(ask(k, groups[k]) for k in keys)), strict=True)
+        )
+        for w in batch:
+            answers: Answers = {}
+            for key, result in results.items():
+                if id(w.request) in asked[key]:
+                    answers[key.family] = (
+                        result if isinstance(result, Exception) else _mine(w.request, result)
+                    )
+            if not w.answer.done():
+                w.answer.set_result(answers)
 
     async def _query(
         self,
