@@ -70,7 +70,7 @@ bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 bench-detection: $(STAMP) ## detection quality: Tollgate vs Flagger/Argo/naive rules on the same seeded streams
 	$(BIN)/python -m bench.detection
 
-demo: $(STAMP) ## see Tollgate run end to end on an embedded setup (no cluster needed)
+demo: install ## see Tollgate run end to end on an embedded setup (no cluster needed)
 	$(BIN)/tollgate demo
 
 clean: ## remove the venv and caches

@@ -336,6 +336,8 @@ def test_the_canary_error_budget_rollback_names_the_tier_and_both_burn_rates() -
     assert event.reason == "AnalysisFailed"
     assert event.warning
     assert "errorBudget burn Fail: 30x/30x over 1h/5m (limit 14.4x)" in event.message
+    said = [a.event for a in d.actions if isinstance(a, Notify)]
+    assert said == [EventKind.ANALYSIS, EventKind.ROLLING_BACK]  # the analysis, then the decision
 
 
 def test_a_passing_analysis_is_explained_in_an_event() -> None:

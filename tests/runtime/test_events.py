@@ -49,6 +49,20 @@ async def test_a_repeated_analysis_updates_the_latest_event(
     ]
 
 
+async def test_an_analysis_never_overwrites_a_one_off_event_of_the_same_reason(
+    api: KubeApiServer, kube: KubeClient
+) -> None:
+    series = EventSeries()
+    await series.post(kube, CANARY, "AnalysisFailed", "rolling back", warning=True, now=T0)
+    await series.post(
+        kube, CANARY, "AnalysisFailed", "analysis at 10%: ...", warning=True, now=T0, repeat=True
+    )
+    assert events(api) == [
+        ("AnalysisFailed", 1, "analysis at 10%: ..."),
+        ("AnalysisFailed", 1, "rolling back"),
+    ]
+
+
 async def test_an_expired_event_is_posted_again(api: KubeApiServer, kube: KubeClient) -> None:
     series = EventSeries()
     await series.post(kube, CANARY, "AnalysisPassed", "one", warning=False, now=T0, repeat=True)

@@ -25,14 +25,7 @@ from tollgate.testing.scenario import PROMPTS
 
 pytestmark = pytest.mark.integration
 SPEC: dict[str, Any] = {
-    "analysis": {
-        "interval": "3s",
-        "stepWeight": 10,
-        "maxWeight": 30,
-        "failureLimit": 0,
-        "minSamples": 20,
-        "progressDeadline": "2m",
-    },
+    "analysis": scenario.fast_analysis(),
     "checks": {
         "ttft": {"maxIncreasePercent": 50},
         "errorRate": {"maxIncreasePoints": 2},

@@ -24,14 +24,7 @@ from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
 
 pytestmark = pytest.mark.integration
 SPEC = {
-    "analysis": {
-        "interval": "3s",
-        "stepWeight": 10,
-        "maxWeight": 30,
-        "failureLimit": 0,
-        "minSamples": 20,
-        "progressDeadline": "2m",
-    },
+    "analysis": scenario.fast_analysis(),
     "checks": {"latency": {"maxIncreasePercent": 50}, "errorRate": {"maxPercent": 5}},
 }
 

@@ -89,15 +89,11 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _demo(_: argparse.Namespace) -> int:
-    print(
-        "tollgate demo will run a whole rollout on an embedded setup (a Kubernetes API test\n"
-        "server, a real Prometheus, simulated traffic): a healthy release promoted in 5% steps,\n"
-        "then a bad one rolled back on its own. It is not built yet: it arrives with the\n"
-        "operator runtime.",
-        file=sys.stderr,
-    )
-    return 2
+def _demo(args: argparse.Namespace) -> int:
+    # The demo runs the test harness, which an operator image need not carry.
+    from tollgate.cli import demo
+
+    return demo.main(args)
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -117,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
     validate.set_defaults(func=_validate)
     analyze.add_parser(sub)
-    demo = sub.add_parser("demo", help="run an end-to-end demo (not built yet)")
-    demo.set_defaults(func=_demo)
+    demo_cmd = sub.add_parser(
+        "demo", help="a healthy and a bad release on an embedded setup (no cluster needed)"
+    )
+    demo_cmd.set_defaults(func=_demo)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

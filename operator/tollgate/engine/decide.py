@@ -383,7 +383,16 @@ class _Tick:
             return
         judged = self.st.last_analysis_at == self.now and self.obs.metrics is not None
         report = analysis_report(self.st, judged, set(self.obs.counts), self.before.canary_weight)
-        self.notify(EventKind.ANALYSIS, report.reason, report.message, warning=report.warning)
+        event = Notify(EventKind.ANALYSIS, report.reason, report.message, report.warning)
+        rollback = next(
+            (
+                i
+                for i, a in enumerate(self.actions)
+                if isinstance(a, Notify) and a.event is EventKind.ROLLING_BACK
+            ),
+            len(self.actions),
+        )
+        self.actions.insert(rollback, event)  # the analysis, then the decision it led to
 
     def requirement_failed(self) -> bool:
         """The code this rollout needs was rolled back: roll back with it."""

@@ -17,6 +17,18 @@ PROMPTS = "promptreleases.tollgate.dev"
 CONFIGMAPS = "configmaps"
 
 
+def fast_analysis(failure_limit: int = 0) -> dict[str, Any]:
+    """Analysis for rollouts watched in real time: a 3 s interval, steps of 10% up to 30%."""
+    return {
+        "interval": "3s",
+        "stepWeight": 10,
+        "maxWeight": 30,
+        "failureLimit": failure_limit,
+        "minSamples": 20,
+        "progressDeadline": "2m",
+    }
+
+
 def deployment(name: str, image: str, replicas: int = 1, namespace: str = NS) -> dict[str, Any]:
     """A Deployment whose pods are labelled app=<name>."""
     labels = {"app": name}

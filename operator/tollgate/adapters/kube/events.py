@@ -61,10 +61,14 @@ class _Latest:
     namespace: str | None
     name: str
     count: int
+    repeatable: bool
 
 
 class EventSeries:
     """Posts Events; a repeat of an object's latest reason updates that Event instead.
+
+    Only Events posted with ``repeat`` fold into each other: a one-off Event (a step, a
+    rollback) is never overwritten by an analysis that shares its reason.
 
     Failing to post an Event never fails a reconcile: ``post`` says False instead.
     """
@@ -88,7 +92,8 @@ class EventSeries:
         meta = involved.get("metadata", {})
         uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
         latest = self._latest.get(uid)
-        if repeat and latest is not None and latest.reason == reason and latest.name:
+        folds = latest is not None and latest.repeatable and latest.reason == reason
+        if repeat and latest is not None and folds and latest.name:
             stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
             patch = {"count": latest.count + 1, "lastTimestamp": stamp, "message": message[:1024]}
             try:
@@ -103,7 +108,7 @@ class EventSeries:
         name = await _create(kube, meta.get("namespace"), body)
         if name is None:
             return False
-        self._latest[uid] = _Latest(reason, meta.get("namespace"), name, 1)
+        self._latest[uid] = _Latest(reason, meta.get("namespace"), name, 1, repeat)
         self._latest.move_to_end(uid)
         while len(self._latest) > self._limit:
             self._latest.popitem(last=False)
