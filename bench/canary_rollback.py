@@ -36,7 +36,7 @@ from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
 RESULTS = Path(__file__).parent / "results"
 
 
-def canary(name: str, interval: str) -> dict[str, Any]:
+def canary(name: str, interval: str, every: str | None = None) -> dict[str, Any]:
     return scenario.canary(
         name,
         {
@@ -47,6 +47,7 @@ def canary(name: str, interval: str) -> dict[str, Any]:
                 "failureLimit": 0,
                 "minSamples": 20,
                 "progressDeadline": "10m",
+                "sequential": {"every": every} if every else {},
             },
             "checks": {"latency": {"maxIncreasePercent": 50}, "errorRate": {"maxPercent": 5}},
         },
@@ -78,7 +79,9 @@ async def p95_ratio(prom: PrometheusServer, window: str) -> float | None:
     return canary / stable if canary and stable else None
 
 
-async def rollback_run(scrape: str, interval: str, work: Path) -> dict[str, Any]:
+async def rollback_run(
+    scrape: str, interval: str, work: Path, every: str | None = None
+) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     prom = PrometheusServer(scrape_interval=scrape, workdir=work / "prom")
     stable = WorkloadExporter(NS, pod_name("app-primary", 1), Profile()).start()
@@ -90,7 +93,7 @@ async def rollback_run(scrape: str, interval: str, work: Path) -> dict[str, Any]
             kubeconfig = api.write_kubeconfig(work / "kubeconfig")
             api.create(DEPLOYMENTS, deployment("app", "app:1"))
             api.create(ROUTES, scenario.http_route("app"))
-            api.create(CANARIES, canary("app", interval))
+            api.create(CANARIES, canary("app", interval, every))
 
             async def read_weight() -> float:
                 return float(weight(api, "app"))
@@ -144,6 +147,7 @@ async def rollback_run(scrape: str, interval: str, work: Path) -> dict[str, Any]
         return {
             "scrape_interval": scrape,
             "analysis_interval": interval,
+            "counts_every": every or interval,
             "time_to_weight_zero_s": round(total, 2),
             "regression_visible_in_prometheus_s": round(visible, 2) if visible else None,
             "rollback_decided_s": round(decision_after, 2) if decision_after else None,
@@ -223,23 +227,25 @@ async def main_async(args: argparse.Namespace) -> int:
         work = Path(tmp)
         runs = []
         for config in args.runs.split(","):
-            scrape, interval = config.split("/")
-            runs.append(await rollback_run(scrape, interval, work / config.replace("/", "-")))
+            scrape, interval, *every = config.split("/")
+            where = work / config.replace("/", "-")
+            runs.append(await rollback_run(scrape, interval, where, every[0] if every else None))
         memory = await memory_run(args.canaries, work)
     result = {"benchmark": "canary_rollback", "rollback": runs, "memory": memory}
     print("p95 x2 regression at 20% of 100 req/s, live (kopf run + real Prometheus),")
     print("failureLimit 0; seconds after the regression starts:")
-    header = ("scrape", "interval", "visible in Prometheus", "decided", "weight 0")
-    print("  {:>6} {:>8} {:>22} {:>8} {:>9}".format(*header))
+    header = ("scrape", "interval", "counts", "visible in Prometheus", "decided", "weight 0")
+    print("  {:>6} {:>8} {:>6} {:>22} {:>8} {:>9}".format(*header))
     for r in runs:
         row = (
             r["scrape_interval"],
             r["analysis_interval"],
+            r["counts_every"],
             r["regression_visible_in_prometheus_s"],
             r["rollback_decided_s"],
             r["time_to_weight_zero_s"],
         )
-        print("  {:>6} {:>8} {!s:>22} {!s:>8} {!s:>9}".format(*row))
+        print("  {:>6} {:>8} {:>6} {!s:>22} {!s:>8} {!s:>9}".format(*row))
     print(
         f"operator RSS with {memory['canaries']} canaries ({memory['in_flight']} in flight): "
         f"median {memory['rss_mib_median']} MiB, max {memory['rss_mib_max']} MiB"
@@ -253,7 +259,9 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--runs", default="1s/10s,15s/30s", help="scrape/analysis interval pairs, comma-separated"
+        "--runs",
+        default="1s/10s,15s/30s,1s/30s/5s",
+        help="scrape/analysis interval[/counts every], comma-separated",
     )
     parser.add_argument("--canaries", type=int, default=10)
     return asyncio.run(main_async(parser.parse_args()))

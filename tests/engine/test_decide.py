@@ -303,6 +303,17 @@ def test_requeue_follows_the_analysis_clock() -> None:
     assert d.requeue_after == pytest.approx(30.0)
 
 
+def test_counts_are_read_between_analyses_at_sequential_every() -> None:
+    world = at_step_one(analysis={"interval": "60s", "sequential": {"every": "10s"}})
+    d = world.tick(after=10, counts={"errorRate": [300, 3, 5700, 57]})
+    assert d.status.last_count_at == world.now
+    assert d.status.last_analysis_at is None  # the thresholds wait for their interval
+    assert d.requeue_after == pytest.approx(10.0)
+    assert [e.name for e in d.status.evidence] == ["errorRate"]
+    bad = world.tick(after=10, counts={"errorRate": [300, 60, 5700, 57]})
+    assert bad.status.phase is Phase.ROLLING_BACK  # 20 s into a 60 s interval
+
+
 def test_requests_are_handled_once() -> None:
     world = at_step_one()
     obs = world.observe(intent="pause")

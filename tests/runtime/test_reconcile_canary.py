@@ -287,6 +287,21 @@ async def test_clear_evidence_rolls_back_at_the_first_analysis(sequential: bool)
         assert w.route_weight() == 0
 
 
+async def test_counts_between_analyses_roll_back_before_the_interval_ends() -> None:
+    """A 2-minute interval with counts every 10 s: the evidence does not wait for the interval."""
+    analysis = {**patient(sequential=True), "interval": "2m", "sequential": {"every": "10s"}}
+    async with world(stable_and_canary(error_share=0.08), analysis=analysis) as w:
+        await start_rollout(w)
+        began = w.now
+        await w.run_until(ROLLED_BACK)
+        status = w.status()
+        rolled_back = next(h.time for h in status.history if h.phase is Phase.ROLLING_BACK)
+        assert (rolled_back - began).total_seconds() <= 25
+        assert status.last_analysis_at is None
+        assert (status.message or "").startswith("sequential test: errorRate")
+        assert w.route_weight() == 0
+
+
 async def test_the_canary_burning_its_error_budget_is_rolled_back() -> None:
     """8% of the canary's requests fail: an 8x burn of a 99% objective, in both windows."""
     checks = {

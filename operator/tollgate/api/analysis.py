@@ -69,6 +69,13 @@ class SequentialSpec(ApiModel):
         "tuned to find (its alternatives span this to 8 times it); larger is faster on big "
         "regressions and slower on small ones. The false-rollback guarantee holds either way.",
     )
+    every: Duration | None = Field(
+        default=None,
+        description="How often counts are read and the tests (and the error-budget burn) "
+        "updated, between analyses too; default: the analysis interval. Looking more often "
+        "keeps the false-rollback guarantee and catches a bad version sooner, at one status "
+        "write per reading.",
+    )
 
 
 class AnalysisSpec(ApiModel):
@@ -89,6 +96,12 @@ class AnalysisSpec(ApiModel):
                 cel(
                     "duration(self.progressDeadline) > duration(self.interval)",
                     "progressDeadline must be longer than interval",
+                ),
+                cel(
+                    "!has(self.sequential) || !has(self.sequential.every) || "
+                    "(duration(self.sequential.every) >= duration('1s') && "
+                    "duration(self.sequential.every) <= duration(self.interval))",
+                    "sequential.every must be between 1s and interval",
                 ),
             ]
         }

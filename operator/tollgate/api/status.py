@@ -233,6 +233,10 @@ class RolloutStatus(StatusModel):
     last_analysis_at: datetime | None = Field(
         default=None, description="When an analysis was last counted."
     )
+    last_count_at: datetime | None = Field(
+        default=None,
+        description="When counts were last read for the sequential tests and the burn rate.",
+    )
     paused_by_user: bool = Field(
         default=False, description="True after a pause request, until resumed."
     )

@@ -96,6 +96,13 @@ def analysis_problems(analysis: AnalysisSpec) -> list[SpecProblem]:
     deadline = seconds(analysis.progress_deadline)
     if interval < MIN_INTERVAL_SECONDS:
         out.append(SpecProblem(f"{where}.interval", "interval must be at least 1s"))
+    every = analysis.sequential.every
+    if every is not None and not MIN_INTERVAL_SECONDS <= seconds(every) <= interval:
+        out.append(
+            SpecProblem(
+                f"{where}.sequential.every", "sequential.every must be between 1s and interval"
+            )
+        )
     if deadline <= interval:
         out.append(
             SpecProblem(

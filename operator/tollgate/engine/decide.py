@@ -49,7 +49,7 @@ from tollgate.engine.evidence import explain_evidence, update_evidence
 from tollgate.engine.explain import analysis_report
 from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
-from tollgate.engine.schedule import analysis_due
+from tollgate.engine.schedule import analysis_due, counts_every
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 SETTLING_REQUEUE = 5.0
@@ -236,6 +236,7 @@ class _Tick:
             checks=[],
             evidence=[],
             budget=None,
+            last_count_at=None,
         )
         self.transition(Phase.PROGRESSING, reason, message)
         self.notify(EventKind.STARTED, reason, message)
@@ -339,6 +340,8 @@ class _Tick:
 
     def evidence_rejects(self) -> bool:
         """Feed this reading's counts to the sequential tests; roll back on a rejection."""
+        if self.obs.counts and not self.spec.skip_analysis:
+            self.set(last_count_at=self.now)
         if not self.obs.counts or not self.spec.analysis.sequential.enabled:
             return False
         if self.spec.skip_analysis:
@@ -589,11 +592,13 @@ class _Tick:
         if self.phase in TERMINAL_PHASES:
             return None
         if self.phase in ACTIVE_PHASES and self.st.step_started_at is not None:
-            base = max(
-                self.st.step_started_at,
-                self.st.last_analysis_at or self.st.step_started_at,
-            )
+            start = self.st.step_started_at
+            base = max(start, self.st.last_analysis_at or start)
             due = base + timedelta(seconds=self.interval)
+            every = counts_every(self.spec)
+            if every is not None and every < self.interval:
+                counted = max(start, self.st.last_count_at or start)
+                due = min(due, counted + timedelta(seconds=every))
             return max(1.0, min(self.interval, (due - self.now).total_seconds()))
         return min(SETTLING_REQUEUE, self.interval)
 

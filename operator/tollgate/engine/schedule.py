@@ -1,5 +1,5 @@
-"""When the next analysis of a rollout is due: shared by the engine and by the runtime, which
-only asks Prometheus when an analysis will be counted."""
+"""When the next analysis, and the next reading of counts, of a rollout is due: shared by the
+engine and by the runtime, which only asks Prometheus when the answer will be used."""
 
 from datetime import datetime
 
@@ -30,3 +30,25 @@ def needs_metrics(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> bo
         and status.phase in ANALYSED_PHASES
         and analysis_due(spec, status, now)
     )
+
+
+def counts_every(spec: RolloutSpec) -> float | None:
+    """Seconds between readings of counts; None when nothing uses them."""
+    if spec.checks is None or spec.skip_analysis:
+        return None
+    if not (spec.analysis.sequential.enabled or spec.checks.error_budget is not None):
+        return None
+    return seconds(spec.analysis.sequential.every or spec.analysis.interval)
+
+
+def counts_due(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> bool:
+    """Counts are read at every analysis and every ``sequential.every`` in between."""
+    every = counts_every(spec)
+    if every is None or spec.suspend or status.phase not in ANALYSED_PHASES:
+        return False
+    if analysis_due(spec, status, now):
+        return True
+    if status.current_step == 0 or status.step_started_at is None:
+        return False
+    base = max(status.step_started_at, status.last_count_at or status.step_started_at)
+    return (now - base).total_seconds() >= every - min(1.0, 0.05 * every)

@@ -25,7 +25,7 @@ from tollgate.engine import Decision, MetricReading
 from tollgate.engine.checks import rules_for
 from tollgate.engine.conditions import merge, with_invalid_spec
 from tollgate.engine.decision import Action, EventKind, Notify, Promote, SetWeight
-from tollgate.engine.schedule import needs_metrics
+from tollgate.engine.schedule import counts_due, needs_metrics
 from tollgate.engine.sequential import Batch
 from tollgate.runtime.wiring import Wiring
 
@@ -154,23 +154,24 @@ async def read_analysis(
     now: datetime,
     wiring: Wiring,
 ) -> Analysis:
-    """This tick's readings and counts when an analysis is due.
+    """This tick's readings when an analysis is due, and counts when they are due.
 
     A provider failure is an Error verdict for the thresholds and no evidence for the tests.
     """
-    if spec.checks is None or not needs_metrics(spec, status, now):
+    if spec.checks is None:
         return Analysis()
-    asked = request()
-    try:
-        readings = await wiring.metrics.read(asked, now)
-    except Exception as exc:
-        readings = tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
-    out = Analysis(readings)
-    counted_checks = spec.analysis.sequential.enabled or spec.checks.error_budget is not None
-    if counted_checks and status.revision:
-        baseline = status.step_started_at
-        if status.last_analysis_at and (baseline is None or status.last_analysis_at > baseline):
-            baseline = status.last_analysis_at
+    out = Analysis()
+    asked: AnalysisRequest | None = None
+    if needs_metrics(spec, status, now):
+        asked = request()
+        try:
+            out.readings = await wiring.metrics.read(asked, now)
+        except Exception as exc:
+            out.readings = tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
+    if counts_due(spec, status, now) and status.revision:
+        asked = asked or request()
+        starts = [status.step_started_at, status.last_analysis_at, status.last_count_at]
+        baseline = max((t for t in starts if t is not None), default=None)
         objectives = {e.name: e.objective for e in status.evidence if e.objective is not None}
         try:
             counted = await wiring.counts.read(asked, status.revision, objectives, now, baseline)
