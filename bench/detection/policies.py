@@ -177,7 +177,7 @@ class Tollgate:
                     continue
                 test = tests[name]
                 states[name] = test.update(states[name], batch)
-                if rejects(test, states[name]):
+                if test.rejects(states[name]):
                     return counts.seconds(tick)
         return NEVER
 
@@ -192,19 +192,6 @@ def _batch(canary_total: float, canary_bad: float, stable_total: float, stable_b
         stable_total,
         min(stable_total, max(0.0, stable_bad)),
     )
-
-
-def rejects(test: SequentialTest, state: Evidence) -> bool:
-    """``test.rejects(state)``, also when the e-value is too large for a float.
-
-    ``SequentialTest.e_value`` exponentiates the largest log e-value, which overflows past
-    about e^709; an e-value that large is beyond any boundary 1/alpha, so the test rejects as
-    soon as the minimum samples are in.
-    """
-    try:
-        return test.rejects(state)
-    except OverflowError:
-        return min(state.canary_total, state.stable_total) >= test.min_samples
 
 
 # --- Window analyses (Flagger- and Argo-style) ----------------------------------------------

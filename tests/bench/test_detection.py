@@ -38,15 +38,12 @@ from bench.detection.policies import (
     Tollgate,
     WindowGrid,
     naive_rollbacks,
-    rejects,
     tick_increments,
     two_proportion_z,
     window_rollbacks,
 )
 from bench.detection.run import SCENARIOS, main
 from bench.detection.sampling import binomial, conditional_plan, multinomial, poisson
-
-from tollgate.engine.sequential import Evidence, SequentialTest
 
 
 def reading(
@@ -207,16 +204,6 @@ def test_the_error_oracle_judges_errors_alone_with_all_of_alpha() -> None:
     assert oracle.rollback_at(counts([SLOW] * 8)) == math.inf  # latency is not its business
     # errors at 20% against none on stable: the oracle is sure sooner than the 4-check policy
     assert oracle.rollback_at(counts([ERRORS] * 8)) <= Tollgate().rollback_at(counts([ERRORS] * 8))
-
-
-def test_an_e_value_too_large_for_a_float_rejects() -> None:
-    test = SequentialTest(alpha=0.01, min_samples=10)
-    huge = Evidence((800.0,) * len(test.grid), 100.0, 50.0, 1000.0, 10.0)
-    assert rejects(test, huge)
-    assert not rejects(test, Evidence(huge.log_e, 5.0, 5.0, 1000.0, 10.0))
-
-
-# --- Histograms and samplers ----------------------------------------------------------------
 
 
 def test_histogram_quantile_follows_promql() -> None:

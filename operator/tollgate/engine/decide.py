@@ -249,6 +249,8 @@ class _Tick:
             return
         if self.requirement_failed():
             return
+        if self.obs.counts:
+            self.set(last_count_at=self.now)
         if self.evidence_rejects() or self.budget_burns():
             self.report_analysis()
             return
@@ -340,11 +342,8 @@ class _Tick:
 
     def evidence_rejects(self) -> bool:
         """Feed this reading's counts to the sequential tests; roll back on a rejection."""
-        if self.obs.counts and not self.spec.skip_analysis:
-            self.set(last_count_at=self.now)
-        if not self.obs.counts or not self.spec.analysis.sequential.enabled:
-            return False
-        if self.spec.skip_analysis:
+        settings = self.spec.analysis.sequential
+        if not self.obs.counts or not settings.enabled or self.spec.skip_analysis:
             return False
         updated = update_evidence(
             self.spec,

@@ -92,8 +92,7 @@ class EventSeries:
         meta = involved.get("metadata", {})
         uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
         latest = self._latest.get(uid)
-        folds = latest is not None and latest.repeatable and latest.reason == reason
-        if repeat and latest is not None and folds and latest.name:
+        if repeat and latest and latest.repeatable and latest.reason == reason and latest.name:
             stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
             patch = {"count": latest.count + 1, "lastTimestamp": stamp, "message": message[:1024]}
             try:
@@ -113,9 +112,3 @@ class EventSeries:
         while len(self._latest) > self._limit:
             self._latest.popitem(last=False)
         return True
-
-    def forget(self, involved: dict[str, Any]) -> None:
-        meta = involved.get("metadata", {})
-        self._latest.pop(
-            str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"), None
-        )

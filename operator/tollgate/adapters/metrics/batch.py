@@ -1,15 +1,16 @@
 """One query per metric family per tick for every rollout: the batching front of the adapter.
 
 kopf reconciles each object in its own task. Each task asks :meth:`MetricsBatcher.read` for its
-readings; calls that arrive within a short window join one batch, which is planned once
-(:func:`queries.plan`), queried concurrently, and answered to every caller. Prometheus load
-therefore grows with the number of metric families, not with the number of rollouts.
+readings; calls that arrive within a short window join one batch (:mod:`coalesce`), which is
+planned once (:func:`queries.plan`), queried concurrently, and answered to every caller.
+Prometheus load therefore grows with the number of metric families, not with the number of rollouts.
 """
 
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+from tollgate.adapters.metrics.coalesce import Coalescer
 from tollgate.adapters.metrics.prometheus import PrometheusClient
 from tollgate.adapters.metrics.queries import (
     AnalysisRequest,
@@ -28,41 +29,26 @@ class MetricsBatcher:
 
     def __init__(self, clients: ClientFactory, window: float = 0.05) -> None:
         self._clients = clients
-        self._window = window
-        self._pending: list[tuple[AnalysisRequest, asyncio.Future[tuple[MetricReading, ...]]]] = []
-        self._flush: asyncio.Task[None] | None = None
+        self._coalescer: Coalescer[AnalysisRequest, tuple[MetricReading, ...]] = Coalescer(
+            self._answer, window
+        )
         self.queries_sent = 0
-        self.batches = 0
 
     async def read(self, request: AnalysisRequest, at: datetime) -> tuple[MetricReading, ...]:
         """This rollout's readings, from a batch shared with concurrent callers."""
-        future: asyncio.Future[tuple[MetricReading, ...]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._pending.append((request, future))
-        if self._flush is None:
-            self._flush = asyncio.create_task(self._run(at))
-        return await future
+        return await self._coalescer.submit(request, at)
 
-    async def _run(self, at: datetime) -> None:
-        await asyncio.sleep(self._window)
-        batch, self._pending, self._flush = self._pending, [], None
-        try:
-            results = await self.query([r for r, _ in batch], at)
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for request, future in batch:
-            if not future.done():
-                future.set_result(results[request.key])
+    async def _answer(
+        self, requests: list[AnalysisRequest], at: datetime | None
+    ) -> list[tuple[MetricReading, ...]]:
+        assert at is not None
+        results = await self.query(requests, at)
+        return [results[r.key] for r in requests]
 
     async def query(
         self, requests: list[AnalysisRequest], at: datetime
     ) -> dict[str, tuple[MetricReading, ...]]:
         """Plan, send and distribute one batch (also usable directly, e.g. by replays)."""
-        self.batches += 1
         queries = plan(requests)
         answers: dict[int, Answer] = {}
 

@@ -22,11 +22,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tollgate.adapters.metrics.coalesce import Coalescer
 from tollgate.adapters.metrics.families import Family, Shape, families_for
 from tollgate.adapters.metrics.histograms import bucket_bound, quantile
 from tollgate.adapters.metrics.prometheus import PrometheusClient, Sample
 from tollgate.adapters.metrics.promql import any_of, matchers, pods_of, quote
-from tollgate.adapters.metrics.queries import POD_SUFFIX, WORKLOAD_LABEL, AnalysisRequest
+from tollgate.adapters.metrics.queries import (
+    POD_SUFFIX,
+    WORKLOAD_LABEL,
+    AnalysisRequest,
+    GroupKey,
+)
 from tollgate.engine.sequential import Batch, increments
 
 SeriesKey = frozenset[tuple[str, str]]
@@ -73,31 +79,25 @@ def family_query(members: Sequence[AnalysisRequest], family: Family) -> str:
     return text
 
 
-def _mine(request: AnalysisRequest, samples: list[Sample]) -> list[Sample]:
-    """The rows of a batched answer that belong to ``request``."""
+def _group(request: AnalysisRequest) -> GroupKey:
+    """What rollouts must share to share a query: Prometheus, labels and selector (no window)."""
+    selector = tuple(sorted((request.metrics.selector or {}).items()))
+    return GroupKey(
+        request.address, 0.0, request.metrics.namespace_label, request.version_label, selector
+    )
+
+
+def _share(request: AnalysisRequest, answer: list[Sample] | Exception) -> list[Sample] | Exception:
+    """The rows of a batched answer that belong to ``request`` (an error belongs to all)."""
+    if isinstance(answer, Exception):
+        return answer
     ns, label = request.metrics.namespace_label, request.version_label or WORKLOAD_LABEL
     versions = (request.canary, request.stable)
     return [
         s
-        for s in samples
+        for s in answer
         if s.labels.get(ns) == request.namespace and s.labels.get(label) in versions
     ]
-
-
-@dataclass(frozen=True)
-class _BatchKey:
-    address: str
-    namespace_label: str
-    version_label: str | None
-    selector: tuple[tuple[str, str], ...]
-    family: Family
-
-
-@dataclass
-class _Waiting:
-    request: AnalysisRequest
-    families: list[Family]
-    answer: "asyncio.Future[Answers]"
 
 
 Tables = dict[str, tuple[dict[SeriesKey, float], dict[SeriesKey, float]]]
@@ -107,18 +107,18 @@ Answers = dict[Family, list[Sample] | Exception]
 class CountReader:
     """Reads counts for rollouts and remembers each series' last value between readings.
 
-    Current values are read in batches: concurrent reads within ``window`` seconds share one
-    query per family (per Prometheus, labels and selector), so Prometheus sees the same number
-    of queries per tick for one rollout or a thousand. A snapshot at a past time (the first
-    reading of a rollout) is one rollout's own query.
+    Values are read in batches: concurrent reads for the same time within ``window`` seconds
+    share one query per family (per Prometheus, labels and selector), so Prometheus sees the
+    same number of queries per tick for one rollout or a thousand. A snapshot at a past time
+    (the first reading of a rollout) is usually a batch of its own.
     """
 
     def __init__(self, clients: Callable[[str], PrometheusClient], window: float = 0.05) -> None:
         self._clients = clients
-        self._window = window
         self._last: dict[str, tuple[str, dict[SeriesKey, float]]] = {}
-        self._pending: list[_Waiting] = []
-        self._flush: asyncio.Task[None] | None = None
+        self._reads: Coalescer[tuple[AnalysisRequest, list[Family]], Answers] = Coalescer(
+            self._answer, window
+        )
         self.queries_sent = 0
 
     def forget(self, rollout: str) -> None:
@@ -148,7 +148,7 @@ class CountReader:
         known_revision, last = self._last.get(request.key, ("", {}))
         previous: dict[SeriesKey, float] | None = last if known_revision == revision else None
         if previous is None and baseline_at is not None:
-            then = await self._query(request, wanted, baseline_at)
+            then = await self._batched(request, wanted, baseline_at)
             fixed = CountReading(objectives=dict(out.objectives))
             before = _tables(request, wanted, then, out.objectives, fixed)
             previous = {
@@ -177,75 +177,42 @@ class CountReader:
         wanted: Mapping[str, tuple[Family | None, Family | None]],
         at: datetime | None,
     ) -> Answers:
-        """This rollout's share of a batch of current values read with concurrent callers."""
+        """This rollout's share of a batch of values at ``at`` read with concurrent callers."""
         families = sorted(
             {f for pair in wanted.values() for f in pair if f is not None},
             key=lambda f: (f.metric, f.matchers),
         )
-        waiting = _Waiting(request, families, asyncio.get_running_loop().create_future())
-        self._pending.append(waiting)
-        if self._flush is None:
-            self._flush = asyncio.create_task(self._run(at))
-        return await waiting.answer
+        return await self._reads.submit((request, families), at)
 
-    async def _run(self, at: datetime | None) -> None:
-        await asyncio.sleep(self._window)
-        batch, self._pending, self._flush = self._pending, [], None
-        groups: dict[_BatchKey, list[AnalysisRequest]] = defaultdict(list)
-        for w in batch:
-            for family in w.families:
-                key = _BatchKey(
-                    w.request.address,
-                    w.request.metrics.namespace_label,
-                    w.request.version_label,
-                    tuple(sorted((w.request.metrics.selector or {}).items())),
-                    family,
-                )
-                groups[key].append(w.request)
+    async def _answer(
+        self, batch: list[tuple[AnalysisRequest, list[Family]]], at: datetime | None
+    ) -> list[Answers]:
+        """One query per group and family for the whole batch, split back per rollout."""
+        groups: dict[tuple[GroupKey, Family], list[AnalysisRequest]] = defaultdict(list)
+        for request, families in batch:
+            for family in families:
+                groups[_group(request), family].append(request)
 
-        async def ask(key: _BatchKey, members: list[AnalysisRequest]) -> list[Sample] | Exception:
+        async def ask(
+            key: tuple[GroupKey, Family], members: list[AnalysisRequest]
+        ) -> list[Sample] | Exception:
             self.queries_sent += 1
             limits = [m.timeout for m in members if m.timeout is not None]
             try:
-                return await self._clients(key.address).instant(
-                    family_query(members, key.family), at, min(limits) if limits else None
+                return await self._clients(key[0].address).instant(
+                    family_query(members, key[1]), at, min(limits) if limits else None
                 )
             except Exception as exc:  # reported per check; never evidence
                 return exc
 
-        asked = {key: {id(m) for m in members} for key, members in groups.items()}
         keys = list(groups)
         results = dict(
             zip(keys, await asyncio.gather(*(ask(k, groups[k]) for k in keys)), strict=True)
         )
-        for w in batch:
-            answers: Answers = {}
-            for key, result in results.items():
-                if id(w.request) in asked[key]:
-                    answers[key.family] = (
-                        result if isinstance(result, Exception) else _mine(w.request, result)
-                    )
-            if not w.answer.done():
-                w.answer.set_result(answers)
-
-    async def _query(
-        self,
-        request: AnalysisRequest,
-        wanted: Mapping[str, tuple[Family | None, Family | None]],
-        at: datetime | None,
-    ) -> Answers:
-        families = {f for pair in wanted.values() for f in pair if f is not None}
-        client = self._clients(request.address)
-        answers: Answers = {}
-        for family in sorted(families, key=lambda f: (f.metric, f.matchers)):
-            self.queries_sent += 1
-            try:
-                answers[family] = await client.instant(
-                    raw_query(request, family), at, request.timeout
-                )
-            except Exception as exc:  # reported per check; never evidence
-                answers[family] = exc
-        return answers
+        return [
+            {family: _share(request, results[_group(request), family]) for family in families}
+            for request, families in batch
+        ]
 
 
 def _wanted(request: AnalysisRequest) -> dict[str, tuple[Family | None, Family | None]]:

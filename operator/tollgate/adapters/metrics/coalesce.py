@@ -1,0 +1,53 @@
+"""Concurrent calls within a short window answered by one batch: the front of both readers.
+
+kopf reconciles each object in its own task. A reader's callers ``submit`` their item; calls
+for the same evaluation time that arrive within ``window`` seconds of the first one form one
+batch, handed once to ``answer``, whose results (one per item, in order) go back to each
+caller. An exception from ``answer`` reaches every caller of that batch.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Coalescer(Generic[Item, Result]):
+    """Batches concurrent submissions per evaluation time."""
+
+    def __init__(
+        self,
+        answer: Callable[[list[Item], datetime | None], Awaitable[list[Result]]],
+        window: float,
+    ) -> None:
+        self._answer = answer
+        self._window = window
+        self._pending: dict[datetime | None, list[tuple[Item, asyncio.Future[Result]]]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item, at: datetime | None) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        waiting = self._pending.setdefault(at, [])
+        waiting.append((item, future))
+        if len(waiting) == 1:
+            flush = asyncio.create_task(self._run(at))
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        return await future
+
+    async def _run(self, at: datetime | None) -> None:
+        await asyncio.sleep(self._window)
+        batch = self._pending.pop(at, [])
+        try:
+            results = await self._answer([item for item, _ in batch], at)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
