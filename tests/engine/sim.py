@@ -18,11 +18,19 @@ from tollgate.engine.sequential import Batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
+# The state machine's transcripts judge per window (the explicit opt-in, sequential tests off),
+# so a tick's verdict is its metrics shorthand; transcripts of the tests turn them on.
 BASE_SPEC: dict[str, Any] = {
     "targetRef": {"name": "app"},
     "service": {"port": 80},
     "router": {"httpRoute": {"name": "app"}},
-    "analysis": {"interval": "30s", "stepWeight": 5, "maxWeight": 20, "minSamples": 50},
+    "analysis": {
+        "interval": "30s",
+        "stepWeight": 5,
+        "maxWeight": 20,
+        "minSamples": 50,
+        "sequential": {"enabled": False},
+    },
     "checks": {
         "latency": {"maxMilliseconds": 300, "maxIncreasePercent": 10},
         "errorRate": {"maxPercent": 1},

@@ -304,12 +304,14 @@ def test_requeue_follows_the_analysis_clock() -> None:
 
 
 def test_counts_are_read_between_analyses_at_sequential_every() -> None:
-    world = at_step_one(analysis={"interval": "60s", "sequential": {"every": "10s"}})
+    world = at_step_one(
+        analysis={"interval": "60s", "sequential": {"enabled": True, "every": "10s"}}
+    )
     d = world.tick(after=10, counts={"errorRate": [300, 3, 5700, 57]})
     assert d.status.last_count_at == world.now
     assert d.status.last_analysis_at is None  # the thresholds wait for their interval
     assert d.requeue_after == pytest.approx(10.0)
-    assert [e.name for e in d.status.evidence] == ["errorRate"]
+    assert [e.name for e in d.status.evidence] == ["errorRate.max"]
     bad = world.tick(after=10, counts={"errorRate": [300, 60, 5700, 57]})
     assert bad.status.phase is Phase.ROLLING_BACK  # 20 s into a 60 s interval
 
@@ -341,12 +343,16 @@ def test_the_canary_error_budget_rollback_names_the_tier_and_both_burn_rates() -
     assert budget.verdict is Verdict.FAIL
     assert [t.long_burn for t in budget.tiers] == [pytest.approx(30.0), pytest.approx(30.0)]
     assert "error budget: failed: the canary burns its error budget too fast" in d.message
-    assert "14.4x tier: 30x over 1h (400 requests), 30x over 5m" in d.message
+    # 12 of 400 is evidence against the 6x tier's 0.6%, not yet against the 14.4x tier's 1.44%
+    assert (
+        "6x tier: 30x over the rollout's 10s (window 6h) (400 requests), "
+        "30x over the rollout's 10s (window 30m)"
+    ) in d.message
     assert "12 of 400 requests failed" in d.message
     event = next(a for a in d.actions if isinstance(a, Notify) and a.event is EventKind.ANALYSIS)
     assert event.reason == "AnalysisFailed"
     assert event.warning
-    assert "errorBudget burn Fail: 30x/30x over 1h/5m (limit 14.4x)" in event.message
+    assert "errorBudget burn Fail over the rollout's 10s: 14.4x tier 30x/30x" in event.message
     said = [a.event for a in d.actions if isinstance(a, Notify)]
     assert said == [EventKind.ANALYSIS, EventKind.ROLLING_BACK]  # the analysis, then the decision
 
@@ -356,19 +362,26 @@ def test_a_passing_analysis_is_explained_in_an_event() -> None:
         checks={"errorRate": {"maxIncreasePoints": 1}},
         analysis={"sequential": {"enabled": True, "minSamples": 20}},
     )
-    d = world.tick(after=30, metrics="pass", counts={"errorRate": [300, 3, 5700, 57]})
+    counts = {
+        "errorRate": [300, 3, 5700, 57],
+        "latency": [300, 15, 5700, 285],
+        "latency.max": [300, 0, 5700, 0],
+    }
+    d = world.tick(after=30, metrics="pass", counts=counts)
     events = [a for a in d.actions if isinstance(a, Notify) and a.event is EventKind.ANALYSIS]
     assert len(events) == 1
     event = events[0]
     assert event.reason == "AnalysisPassed"
     assert not event.warning
-    assert event.message.startswith("analysis at 5%: latency Pass: ")
+    assert event.message.startswith("analysis at 5%: latency Pass: no test finds a breach")
+    assert "window estimate 200ms vs stable 200ms (shown, not judged)" in event.message
     assert "; errorRate Pass: " in event.message
-    assert "0.1% vs stable 0.1% is within <= 1% and <= stable +1%" in event.message
     assert "errorRate sequential Pass: canary 3/300 (1.00%) vs stable 57/5700 (1.00%)" in (
         event.message
     )
+    assert "errorRate.max sequential Pass: canary 3/300 (1.00%), bad share <= 1%" in (event.message)
     evidence = d.status.evidence[0]
+    assert evidence.name == "errorRate"
     assert evidence.verdict is Verdict.PASS
     assert evidence.message.startswith("passing: e-value")
     again = decide(world.spec, d.status, world.observe(), world.now + timedelta(seconds=1), 1)
@@ -383,5 +396,5 @@ def test_evidence_waits_for_min_samples_and_says_so() -> None:
     d = world.tick(after=30, counts={"errorRate": [10, 9, 190, 1]})
     evidence = d.status.evidence[0]
     assert evidence.verdict is Verdict.INCONCLUSIVE
-    assert evidence.message.startswith("waiting: 10 of the 50 requests per version needed")
+    assert evidence.message.startswith("waiting: 10 of the 50 requests needed before a verdict")
     assert d.status.phase is Phase.PROGRESSING

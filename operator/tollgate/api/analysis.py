@@ -27,6 +27,14 @@ class ErrorPolicy(StrEnum):
     HOLD = "Hold"
 
 
+class EvidencePolicy(StrEnum):
+    """What a rollout does when its deadline comes before enough evidence did."""
+
+    ROLLBACK = "Rollback"  # traffic back on stable; reported as InsufficientEvidence
+    HOLD = "Hold"  # paused at the weight it has, analysis running, until a person acts
+    PROMOTE = "Promote"  # promote anyway: an explicit opt-in, never the default
+
+
 class StepPause(ApiModel):
     """A hold after the step at ``weight`` passed its analysis: timed, or until resumed."""
 
@@ -68,6 +76,20 @@ class SequentialSpec(ApiModel):
         description="Smallest ratio of the canary's bad-event rate to stable's that the test is "
         "tuned to find (its alternatives span this to 8 times it); larger is faster on big "
         "regressions and slower on small ones. The false-rollback guarantee holds either way.",
+    )
+    detect: float = Field(
+        default=2.0,
+        gt=1,
+        le=100,
+        description="Promotion waits until every test has seen enough canary requests to "
+        "catch, with probability `power`, a canary this many times worse than its limit "
+        "(relative limits: than the stable's rate times the tolerance).",
+    )
+    power: float = Field(
+        default=0.9,
+        ge=0.5,
+        le=0.999,
+        description="The chance of catching a canary `detect` times worse before promotion.",
     )
     every: Duration | None = Field(
         default=None,
@@ -169,13 +191,22 @@ class AnalysisSpec(ApiModel):
         default=50,
         ge=0,
         le=10_000_000,
-        description="Requests each version must have served in an analysis window for a verdict; "
-        "fewer make the check Inconclusive.",
+        description="Canary requests a step must have counted before its analysis can pass "
+        "(with the sequential tests); without them, requests each version must have served "
+        "in one analysis window. Fewer make the check Inconclusive.",
     )
     no_data: NoDataPolicy = Field(
         default=NoDataPolicy.HOLD,
         description="Default for checks without data: Hold (wait; the progress deadline still "
         "applies) or Fail (count a failed analysis). No data never promotes.",
+    )
+    without_evidence: EvidencePolicy = Field(
+        default=EvidencePolicy.ROLLBACK,
+        description="When the progress deadline passes while the rollout only waits for "
+        "evidence (too few requests for a verdict, or for the sample that resolves a limit): "
+        "Rollback (reason InsufficientEvidence, not a verdict on the version), Hold (paused at "
+        "the current weight with the analysis still running, until a person resumes, promotes "
+        "or aborts), or Promote (an explicit opt-in).",
     )
     sequential: SequentialSpec = Field(
         default_factory=SequentialSpec,

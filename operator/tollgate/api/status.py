@@ -41,6 +41,13 @@ class Verdict(StrEnum):
     ERROR = "Error"
 
 
+class EvidenceKind(StrEnum):
+    """What a sequential test asks."""
+
+    LIMIT = "Limit"  # is the canary's own bad share above what an absolute limit allows?
+    RELATIVE = "Relative"  # is its bad rate above the stable's times the tolerated ratio?
+
+
 class ConditionStatus(StrEnum):
     """Kubernetes condition status."""
 
@@ -91,13 +98,21 @@ class CheckStatus(StatusModel):
 
 
 class EvidenceStatus(StatusModel):
-    """The running sequential test of one check: the evidence against "no worse than stable"."""
+    """The running sequential test of one limit: the evidence that the canary breaks it."""
 
-    name: Annotated[str, Field(max_length=100)] = Field(description="Check name.")
+    name: Annotated[str, Field(max_length=100)] = Field(
+        description="The test: the check's name for its relative limit, <check>.max for its "
+        "absolute one."
+    )
+    kind: EvidenceKind = Field(
+        default=EvidenceKind.RELATIVE,
+        description="Limit: the canary's bad share against an absolute limit; Relative: its bad "
+        "rate against the stable's.",
+    )
     verdict: Verdict = Field(
         default=Verdict.INCONCLUSIVE,
-        description="Fail: the test rejected (rollback); Pass: no evidence yet that the canary "
-        "is worse; Inconclusive: fewer than minSamples requests per version so far.",
+        description="Fail: the test rejected (rollback); Pass: no evidence so far of a breach; "
+        "Inconclusive: fewer than minSamples requests so far.",
     )
     message: Message = Field(default="", description="Why this verdict, in words.")
     query: Annotated[str, Field(max_length=8192)] | None = Field(
@@ -113,6 +128,17 @@ class EvidenceStatus(StatusModel):
         default=None,
         description="For latency, TTFT and cost: the bucket bound (seconds, or tokens) a "
         "request must exceed to count as bad, fixed at the rollout's first reading.",
+    )
+    null: float | None = Field(
+        default=None,
+        description="What the null hypothesis allows: the highest bad share (Limit) or the "
+        "highest ratio of the canary's bad rate to the stable's (Relative).",
+    )
+    needed: float | None = Field(
+        default=None,
+        description="Canary requests after which a canary analysis.sequential.detect times "
+        "worse is rejected with probability analysis.sequential.power; promotion waits for "
+        "them. Absent: the traffic seen so far cannot resolve the limit.",
     )
     log_e: list[float] = Field(
         default_factory=list,
@@ -137,6 +163,20 @@ class BurnTierStatus(StatusModel):
     short_burn: float = Field(default=0, description="Burn rate over the short window.")
     long_requests: float = Field(default=0, description="Canary requests in the long window.")
     short_requests: float = Field(default=0, description="Canary requests in the short window.")
+    covered: float = Field(
+        default=0,
+        description="Seconds of data behind the long window: the rollout so far when it is "
+        "shorter than the window.",
+    )
+    e_value: float = Field(
+        default=1,
+        description="The tier's test that the canary's error share exceeds the burn rate's "
+        "allowance; the tier fires only at its boundary (and with both windows too fast).",
+    )
+    boundary: float = Field(default=0, description="1/alpha for this tier's test.")
+    log_e: list[float] = Field(
+        default_factory=list, max_length=16, description="The tier test's state across restarts."
+    )
 
 
 class BudgetStatus(StatusModel):
@@ -218,6 +258,12 @@ class RolloutStatus(StatusModel):
     )
     step_passed_analyses: int = Field(
         default=0, ge=0, description="Passing analyses at the current step."
+    )
+    step_samples: float = Field(
+        default=0,
+        ge=0,
+        description="Canary requests counted since the current step began (analysis.minSamples "
+        "of them before the step's analysis can pass).",
     )
     rollout_started_at: datetime | None = Field(
         default=None, description="When the current revision's rollout began."

@@ -6,12 +6,13 @@ Inconclusive and a provider failure is Error: neither is ever a pass.
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tollgate.api.analysis import NoDataPolicy
 from tollgate.api.rollout import RolloutSpec
-from tollgate.api.status import CheckStatus, Verdict
+from tollgate.api.status import CheckStatus, EvidenceStatus, Verdict
+from tollgate.engine.evidence import LIMIT, PlannedTest
 from tollgate.engine.observations import MetricReading
 
 
@@ -219,6 +220,82 @@ def judge_all(
     """Judge every rule on its reading (matched by check name)."""
     by_name = {r.check: r for r in readings}
     return tuple(judge(rule, by_name.get(rule.name), min_samples) for rule in rules)
+
+
+def untested(rule: CheckRule, tests: Sequence[PlannedTest]) -> CheckRule | None:
+    """The part of a rule no test covers (judged on its window), or None when tests cover all.
+
+    A limit test covers the absolute limit, a relative test the limits against stable.
+    """
+    names = {t.name for t in tests}
+    rest = replace(
+        rule,
+        max_value=None if rule.name + LIMIT in names else rule.max_value,
+        max_increase_ratio=None if rule.name in names else rule.max_increase_ratio,
+        max_increase_abs=None if rule.name in names else rule.max_increase_abs,
+    )
+    limits = (rest.max_value, rest.min_value, rest.max_increase_ratio, rest.max_increase_abs)
+    return None if all(v is None for v in limits) else rest
+
+
+def judge_by_tests(
+    rule: CheckRule,
+    window: CheckStatus,
+    reading: MetricReading | None,
+    tests: Sequence[PlannedTest],
+    evidence: Sequence[EvidenceStatus],
+    step_samples: float,
+    min_samples: int,
+) -> CheckStatus:
+    """A check judged by its tests; the window's values stay for people to read.
+
+    Fail when a test rejected (or a limit no test covers failed on the window), Error when the
+    provider failed, Inconclusive until every test has counts and the step has counted
+    ``min_samples`` canary requests, Pass otherwise.
+    """
+    if window.verdict is Verdict.ERROR:
+        return window
+    by_name = {e.name: e for e in evidence}
+    mine = [by_name[t.name] for t in tests if t.name in by_name]
+    shown = _estimate(rule, window)
+    rest = untested(rule, tests)
+    rest_status = judge(rest, reading, min_samples) if rest is not None else None
+    failed = [e.name for e in mine if e.verdict is Verdict.FAIL]
+    missing = [t.name for t in tests if t.name not in by_name]
+
+    def result(verdict: Verdict, why: str) -> CheckStatus:
+        tested = "; ".join(f"{e.name} {e.verdict.value}" for e in mine)
+        parts = [why, f"tests: {tested}" if tested else "", shown]
+        return window.model_copy(
+            update={"verdict": verdict, "message": "; ".join(p for p in parts if p)}
+        )
+
+    if failed:
+        return result(Verdict.FAIL, f"rejected by {', '.join(failed)}")
+    if rest_status is not None and rest_status.verdict is Verdict.FAIL:
+        return result(Verdict.FAIL, f"window: {rest_status.message}")
+    if missing:
+        return result(Verdict.INCONCLUSIVE, f"no counts yet for {', '.join(missing)}")
+    if step_samples < min_samples:
+        return result(
+            Verdict.INCONCLUSIVE,
+            f"waiting: {step_samples:g} of the {min_samples} canary requests this step needs",
+        )
+    if rest_status is not None and rest_status.verdict is not Verdict.PASS:
+        return result(rest_status.verdict, f"window: {rest_status.message}")
+    return result(Verdict.PASS, "no test finds a breach")
+
+
+def _estimate(rule: CheckRule, window: CheckStatus) -> str:
+    """The window's values, marked as an estimate the tests do not decide on."""
+    if window.canary_value is None:
+        return "window estimate: no data"
+    against = (
+        f" vs stable {fmt(window.stable_value, rule.unit)}"
+        if window.stable_value is not None
+        else ""
+    )
+    return f"window estimate {fmt(window.canary_value, rule.unit)}{against} (shown, not judged)"
 
 
 def outcome(rules: Sequence[CheckRule], results: Sequence[CheckStatus]) -> Verdict:

@@ -20,7 +20,7 @@ still rolls back.
 
 from datetime import datetime, timedelta
 
-from tollgate.api.analysis import ErrorPolicy
+from tollgate.api.analysis import ErrorPolicy, EvidencePolicy
 from tollgate.api.durations import seconds
 from tollgate.api.gates import GateStage, GateType
 from tollgate.api.intents import Intent, IntentKind
@@ -34,7 +34,7 @@ from tollgate.api.status import (
     Verdict,
 )
 from tollgate.engine.burn import update_budget
-from tollgate.engine.checks import judge_all, outcome, rules_for
+from tollgate.engine.checks import judge_all, judge_by_tests, outcome, rules_for
 from tollgate.engine.conditions import conditions_for
 from tollgate.engine.decision import (
     Action,
@@ -45,7 +45,14 @@ from tollgate.engine.decision import (
     Rollback,
     SetWeight,
 )
-from tollgate.engine.evidence import explain_evidence, update_evidence
+from tollgate.engine.evidence import (
+    explain_evidence,
+    limit_test,
+    split_alpha,
+    tests_of,
+    unresolved,
+    update_evidence,
+)
 from tollgate.engine.explain import analysis_report
 from tollgate.engine.observations import GateState, Observations, RequirementState
 from tollgate.engine.plan import StepPlan, plan_for
@@ -53,6 +60,7 @@ from tollgate.engine.schedule import analysis_due, counts_every
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 SETTLING_REQUEUE = 5.0
+WAITING_FOR_EVIDENCE = frozenset({"WaitingForData", "WaitingForEvidence"})
 
 
 def decide(
@@ -226,6 +234,7 @@ class _Tick:
             failed_analyses=0,
             consecutive_errors=0,
             step_passed_analyses=0,
+            step_samples=0,
             rollout_started_at=self.now,
             step_started_at=self.now,
             step_completed_at=None,
@@ -250,7 +259,8 @@ class _Tick:
         if self.requirement_failed():
             return
         if self.obs.counts:
-            self.set(last_count_at=self.now)
+            served = max(b.canary_total for b in self.obs.counts.values())
+            self.set(last_count_at=self.now, step_samples=self.st.step_samples + served)
         if self.evidence_rejects() or self.budget_burns():
             self.report_analysis()
             return
@@ -283,22 +293,46 @@ class _Tick:
     def analysis_due(self) -> bool:
         return analysis_due(self.spec, self.st, self.now)
 
+    @property
+    def tested(self) -> bool:
+        """Checks are judged by their sequential tests (the default), not per window."""
+        return self.spec.analysis.sequential.enabled and not self.spec.skip_analysis
+
     def analyse(self) -> None:
         """Count this tick's analysis, if one is due and was taken."""
         if self.spec.skip_analysis or self.obs.metrics is None or not self.analysis_due():
             return
         rules = rules_for(self.spec)
-        results = judge_all(rules, self.obs.metrics, self.spec.analysis.min_samples)
+        limits = self.spec.analysis
+        results = judge_all(rules, self.obs.metrics, limits.min_samples)
+        if self.tested:
+            readings = {r.check: r for r in self.obs.metrics}
+            results = tuple(
+                judge_by_tests(
+                    rule,
+                    window,
+                    readings.get(rule.name),
+                    tests,
+                    self.st.evidence,
+                    self.st.step_samples,
+                    limits.min_samples,
+                )
+                if (tests := tests_of(self.spec, rule.name))
+                else window
+                for rule, window in zip(rules, results, strict=True)
+            )
         verdict = outcome(rules, results)
         self.set(checks=list(results), last_analysis_at=self.now)
-        limits = self.spec.analysis
         failing = ", ".join(r.name for r in results if r.verdict is not Verdict.PASS)
         if verdict is Verdict.FAIL:
             failed = self.st.failed_analyses + 1
             self.set(failed_analyses=failed, consecutive_errors=0, step_passed_analyses=0)
             detail = "; ".join(
-                f"{r.name}: {r.message}" for r in results if r.verdict is not Verdict.PASS
+                f"{r.name}: {r.message}" for r in results if r.verdict is Verdict.FAIL
             )
+            waiting = [r.name for r in results if r.verdict is Verdict.INCONCLUSIVE]
+            if waiting:
+                detail += f" (still waiting for data: {', '.join(waiting)})"
             if failed > limits.failure_limit:
                 self.rollback("AnalysisFailed", f"analysis failed ({detail})")
             else:
@@ -324,8 +358,11 @@ class _Tick:
                 self.note_progress("MetricsError", f"metric provider error ({failing}); holding")
         elif verdict is Verdict.INCONCLUSIVE:
             self.set(consecutive_errors=0)
+            detail = "; ".join(
+                f"{r.name}: {r.message}" for r in results if r.verdict is Verdict.INCONCLUSIVE
+            )
             self.note_progress(
-                "WaitingForData", f"not enough data to judge ({failing or 'no checks'})"
+                "WaitingForData", f"not enough data to judge ({detail or 'no checks'})"
             )
         elif not self.router_confirms:
             self.set(consecutive_errors=0)
@@ -351,6 +388,7 @@ class _Tick:
             self.obs.counts,
             self.obs.count_queries,
             self.obs.objectives,
+            self.obs.tolerances,
         )
         self.set(evidence=updated.evidence)
         if updated.rejected:
@@ -365,12 +403,13 @@ class _Tick:
         batch = self.obs.counts.get("errorBudget")
         if check is None or batch is None or self.spec.skip_analysis:
             return False
+        settings = self.spec.analysis.sequential
         update = update_budget(
             check,
             self.st.budget,
             batch,
             self.elapsed(self.st.rollout_started_at),
-            self.spec.analysis.min_samples,
+            limit_test(settings, split_alpha(self.spec), 0.0),
             self.obs.count_queries.get("errorBudget"),
         )
         self.set(budget=update.status)
@@ -453,6 +492,13 @@ class _Tick:
                 self.note("StepPause", f"holding at {weight}% for {pause:g}s")
                 return
         last = self.st.current_step >= len(self.plan.weights)
+        if last and self.tested and (missing := unresolved(self.spec, self.st.evidence)):
+            self.note(
+                "WaitingForEvidence",
+                f"holding at {weight}% until every test has the sample that resolves its "
+                f"limit: {'; '.join(missing)}",
+            )
+            return
         if last and not self.requirement_met():
             return
         if not self.gates_open(GateStage.BEFORE_PROMOTION if last else GateStage.BEFORE_STEP):
@@ -502,6 +548,7 @@ class _Tick:
             step_started_at=self.now,
             step_completed_at=None,
             step_passed_analyses=0,
+            step_samples=0,
             approved_gates=None,
             pending_gates=[],
         )
@@ -517,12 +564,44 @@ class _Tick:
         pause = self.plan.pauses.get(self.st.canary_weight)
         if pause is not None:
             budget += pause
-        if self.elapsed(self.st.step_started_at) > budget:
+        if self.elapsed(self.st.step_started_at) <= budget:
+            return
+        if self.reason in WAITING_FOR_EVIDENCE and not self.spec.skip_analysis:
+            self.without_evidence()
+        else:
             self.rollback(
                 "ProgressDeadlineExceeded",
                 f"no progress for {self.elapsed(self.st.step_started_at):g}s "
                 f"(deadline {self.spec.analysis.progress_deadline}); last: {self.message}",
             )
+
+    def without_evidence(self) -> None:
+        """The deadline passed while the rollout only waited for evidence: the spec decides.
+
+        Not a verdict on the version: the reason says so, and the replay's exit status too.
+        """
+        seen = sum(e.canary_total for e in self.st.evidence[:1]) or self.st.step_samples
+        message = (
+            f"no verdict within {self.spec.analysis.progress_deadline} at "
+            f"{self.st.canary_weight}%: "
+            + (
+                f"{seen:,.0f} canary requests counted, not enough; "
+                if seen
+                else "no canary requests counted; "
+            )
+            + self.message
+        )
+        policy = self.spec.analysis.without_evidence
+        if policy is EvidencePolicy.PROMOTE and self.requirement_met():
+            self.promote("PromotedWithoutEvidence", message + " (withoutEvidence: Promote)")
+        elif policy is EvidencePolicy.HOLD:
+            self.set(paused_by_user=True)
+            self.pause(
+                "InsufficientEvidence",
+                message + " (withoutEvidence: Hold; resume, promote or abort)",
+            )
+        else:
+            self.rollback("InsufficientEvidence", message)
 
     # -- endings ------------------------------------------------------------------------------
 

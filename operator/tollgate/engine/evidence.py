@@ -1,46 +1,106 @@
-"""Which checks take part in the sequential tests, and how one reading moves their evidence.
+"""The tests behind every built-in check, and how one reading moves their evidence.
 
-A check takes part when its signal is a count of bad events among requests: errors for
-errorRate; requests over the latency or TTFT objective for latency and ttft; requests whose
-answer is longer than the token objective for costPerRequest (when the metrics have a token
-histogram). Token totals themselves are not counts of independent events, so cost is judged
-per request. The rollout's alpha is split evenly over the checks that take part (Bonferroni),
-so the chance of any false rollback stays under alpha.
+Every limit a user sets on a count-shaped check becomes one anytime-valid test:
+- an absolute limit (``latency.maxMilliseconds``, ``errorRate.maxPercent``,
+  ``errorBudget.maxBurnRate``) asks whether the canary's own share of bad requests is above
+  what the limit allows (a ``LimitTest``; test name ``<check>.max``);
+- a relative limit (``maxIncreasePercent``, ``maxIncreasePoints``) asks whether the canary's
+  bad rate is above the stable's times the tolerated ratio (a ``SequentialTest``; test name
+  ``<check>``).
+Bad means: an error; a request slower than the test's objective (latency, TTFT); an answer
+longer than the objective (cost, with a token histogram). The rollout's alpha is split evenly
+over every test and every burn-rate tier (Bonferroni), so the chance that a version within
+every limit is ever rolled back by the analysis stays under alpha, however often it looks.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tollgate.api.analysis import SequentialSpec
 from tollgate.api.rollout import RolloutSpec
-from tollgate.api.status import EvidenceStatus, Verdict
-from tollgate.engine.sequential import Batch, Evidence, SequentialTest, grid_for
+from tollgate.api.status import EvidenceKind, EvidenceStatus, Verdict
+from tollgate.engine.sequential import Batch, Evidence, LimitTest, SequentialTest, grid_for
 
-SEQUENTIAL_CHECKS = ("costPerRequest", "errorRate", "latency", "ttft")
+LIMIT = ".max"
 
 
-def sequential_checks(spec: RolloutSpec) -> tuple[str, ...]:
-    """The spec's checks that take part, in a fixed order.
+@dataclass(frozen=True)
+class PlannedTest:
+    """One test of the spec: its name in status, its check, the counts it reads, its null."""
 
-    Cost counts even when the metrics have no token histogram to count it from: alpha is then
-    split one way more than needed, which only makes the tests more careful.
-    """
+    name: str
+    check: str
+    counts: str
+    share: float | None = None  # a limit test: the highest bad share the limit allows
+    points: float | None = None  # errorRate relative: tolerated increase of the error share
+
+    @property
+    def kind(self) -> EvidenceKind:
+        return EvidenceKind.RELATIVE if self.share is None else EvidenceKind.LIMIT
+
+
+def planned_tests(spec: RolloutSpec) -> tuple[PlannedTest, ...]:
+    """Every test the spec's limits call for, in a fixed order."""
     c = spec.checks
     if c is None:
         return ()
-    present = {
-        "costPerRequest": c.cost_per_request,
-        "errorRate": c.error_rate,
-        "latency": c.latency,
-        "ttft": c.ttft,
-    }
-    return tuple(n for n in SEQUENTIAL_CHECKS if present[n] is not None)
+    tests: list[PlannedTest] = []
+    cost = c.cost_per_request
+    if cost is not None and cost.max_increase_percent is not None:
+        tests.append(PlannedTest("costPerRequest", "costPerRequest", "costPerRequest"))
+    if c.error_budget is not None:
+        b = c.error_budget
+        allowed = min(1.0, b.max_burn_rate * (1 - b.objective_percent / 100))
+        tests.append(PlannedTest("errorBudget" + LIMIT, "errorBudget", "errorBudget", allowed))
+    if c.error_rate is not None:
+        er = c.error_rate
+        if er.max_increase_points is not None:
+            tests.append(
+                PlannedTest(
+                    "errorRate", "errorRate", "errorRate", None, er.max_increase_points / 100
+                )
+            )
+        if er.max_percent is not None:
+            tests.append(
+                PlannedTest("errorRate" + LIMIT, "errorRate", "errorRate", er.max_percent / 100)
+            )
+    for name, latency in (("latency", c.latency), ("ttft", c.ttft)):
+        if latency is None:
+            continue
+        if latency.max_increase_percent is not None:
+            tests.append(PlannedTest(name, name, name))
+        if latency.max_milliseconds is not None:
+            tests.append(PlannedTest(name + LIMIT, name, name + LIMIT, 1 - latency.quantile))
+    return tuple(tests)
 
 
-def test_for(settings: SequentialSpec, checks: int) -> SequentialTest:
-    """One check's test: the rollout's alpha shared by ``checks`` checks."""
+def tests_of(spec: RolloutSpec, check: str) -> tuple[PlannedTest, ...]:
+    """The tests that judge one check."""
+    return tuple(t for t in planned_tests(spec) if t.check == check)
+
+
+def looks(spec: RolloutSpec) -> int:
+    """How many tests share the rollout's alpha: every planned test and every burn tier."""
+    budget = spec.checks.error_budget if spec.checks else None
+    return len(planned_tests(spec)) + (len(budget.windows) if budget is not None else 0)
+
+
+def split_alpha(spec: RolloutSpec) -> float:
+    """Each test's false-alarm rate: the rollout's alpha over all tests and tiers."""
+    return spec.analysis.sequential.alpha / max(1, looks(spec))
+
+
+def limit_test(settings: SequentialSpec, alpha: float, share: float) -> LimitTest:
+    return LimitTest(
+        p0=share, alpha=alpha, grid=grid_for(settings.min_effect), min_samples=settings.min_samples
+    )
+
+
+def relative_test(settings: SequentialSpec, alpha: float, psi0: float) -> SequentialTest:
     return SequentialTest(
-        alpha=settings.alpha / max(1, checks),
+        alpha=alpha,
+        psi0=psi0,
         grid=grid_for(settings.min_effect),
         min_samples=settings.min_samples,
     )
@@ -51,29 +111,59 @@ def _rate(bad: float, total: float) -> str:
 
 
 def counts_text(e: EvidenceStatus) -> str:
-    """Both versions' bad events over requests so far."""
-    return (
-        f"canary {_rate(e.canary_bad, e.canary_total)} vs stable "
-        f"{_rate(e.stable_bad, e.stable_total)}"
-    )
+    """The counts the test has seen: the canary's, and for a relative test the stable's."""
+    canary = f"canary {_rate(e.canary_bad, e.canary_total)}"
+    if e.kind is EvidenceKind.LIMIT:
+        return canary
+    return f"{canary} vs stable {_rate(e.stable_bad, e.stable_total)}"
+
+
+def null_text(e: EvidenceStatus) -> str:
+    """What the test's null hypothesis allows, in words."""
+    if e.null is None:
+        return ""
+    if e.kind is EvidenceKind.LIMIT:
+        return f"bad share <= {100 * e.null:.4g}%"
+    return f"canary/stable bad rate <= {e.null:.4g}"
+
+
+def objective_text(e: EvidenceStatus) -> str:
+    if e.objective is None:
+        return ""
+    if e.name.startswith("costPerRequest"):
+        return f"answers over {e.objective:g} tokens"
+    return f"requests over {1000 * e.objective:.4g}ms"
+
+
+def e_text(e_value: float, boundary: float) -> str:
+    """The e-value against its boundary, with the digits that tell them apart."""
+    for digits in (3, 6, 9):
+        shown, limit = f"{e_value:.{digits}g}", f"{boundary:.{digits}g}"
+        if shown != limit or e_value == boundary:
+            break
+    sign = ">=" if e_value >= boundary else "<"
+    return f"e-value {shown} {sign} {limit}"
 
 
 def explain_evidence(e: EvidenceStatus) -> str:
-    """One line: the check, the counts on both sides, the statistic and its boundary."""
-    return f"{e.name}: {counts_text(e)}, e-value {e.e_value:.3g} >= {e.boundary:.3g}"
+    """One line: the test, what it counts, the counts, the statistic and its boundary."""
+    what = ", ".join(x for x in (objective_text(e), null_text(e)) if x)
+    return (
+        f"{e.name}{f' ({what})' if what else ''}: {counts_text(e)}, {e_text(e.e_value, e.boundary)}"
+    )
 
 
 @dataclass(frozen=True)
 class Updated:
-    """The evidence after one reading, and the checks whose test rejected."""
+    """The evidence after one reading, and the tests that rejected."""
 
     evidence: list[EvidenceStatus]
     rejected: list[EvidenceStatus]
 
 
-def _state(before: EvidenceStatus | None, test: SequentialTest) -> Evidence:
-    if before is None:
-        return Evidence.start(test.grid)
+def _state(before: EvidenceStatus | None, grid: Sequence[float]) -> Evidence:
+    if before is None or len(before.log_e) != len(grid):
+        return Evidence.start(grid)
     c = before.carry if len(before.carry) == 4 else [0.0, 0.0, 0.0, 0.0]
     return Evidence(
         tuple(before.log_e),
@@ -85,23 +175,39 @@ def _state(before: EvidenceStatus | None, test: SequentialTest) -> Evidence:
     )
 
 
-def _verdict(test: SequentialTest, state: Evidence, e_value: float) -> tuple[Verdict, str]:
-    seen = min(state.canary_total, state.stable_total)
-    boundary = f"{test.boundary:.3g} (1/alpha, alpha {test.alpha:.3g})"
-    if test.rejects(state):
-        return Verdict.FAIL, (
-            f"failed: e-value {e_value:.3g} reached {boundary}: the canary's share of bad "
-            "events is larger than its share of requests explains, at this false-alarm rate"
-        )
-    if seen < test.min_samples:
+def _psi0(planned: PlannedTest, before: EvidenceStatus | None, tolerance: float | None) -> float:
+    """The ratio of bad rates the tolerance allows, fixed before this reading's counts.
+
+    For errorRate's tolerated points it is ``1 + points / stable share`` at the stable's share
+    seen so far (a predictable plug-in; an A/A canary is always inside it); for latency, TTFT
+    and cost it comes with the objective (the stable's histogram translated the tolerance).
+    """
+    if planned.points is not None:
+        if planned.points <= 0:
+            return 1.0
+        bad, total = (before.stable_bad, before.stable_total) if before else (0.0, 0.0)
+        return 1.0 + planned.points / ((bad + 0.5) / (total + 1.0))
+    if before is not None and before.null is not None:
+        return before.null
+    return tolerance if tolerance is not None and tolerance >= 1 else 1.0
+
+
+def _verdict(
+    rejects: bool, seen: float, needed: float, min_samples: int, e: str
+) -> tuple[Verdict, str]:
+    if rejects:
+        return Verdict.FAIL, f"failed: {e}: more bad requests than the null allows, at this alpha"
+    if seen < min_samples:
         return Verdict.INCONCLUSIVE, (
-            f"waiting: {seen:g} of the {test.min_samples} requests per version needed before a "
-            f"verdict (minSamples); e-value {e_value:.3g}, rollback at {boundary}"
+            f"waiting: {seen:g} of the {min_samples} requests needed before a verdict "
+            f"(minSamples); {e}"
         )
-    return Verdict.PASS, (
-        f"passing: e-value {e_value:.3g} is below {boundary}: no evidence so far that the "
-        "canary is worse than stable"
-    )
+    resolved = "" if seen >= needed else f"; {_needed_text(needed)} to resolve the limit"
+    return Verdict.PASS, f"passing: {e}: no evidence so far of a breach{resolved}"
+
+
+def _needed_text(needed: float) -> str:
+    return "no sample size" if math.isinf(needed) else f"{needed:,.0f} canary requests needed"
 
 
 def update_evidence(
@@ -110,36 +216,82 @@ def update_evidence(
     counts: Mapping[str, Batch],
     queries: Mapping[str, str],
     objectives: Mapping[str, float],
+    tolerances: Mapping[str, float] | None = None,
 ) -> Updated:
-    """Feed one reading's counts to every check's test (their state comes from status)."""
-    taking_part = sequential_checks(spec)
-    test = test_for(spec.analysis.sequential, len(taking_part))
+    """Feed one reading's counts to every test (their state comes from status)."""
+    settings = spec.analysis.sequential
+    alpha = split_alpha(spec)
+    grid = grid_for(settings.min_effect)
     by_name = {e.name: e for e in kept}
     rejected: list[EvidenceStatus] = []
-    for name in taking_part:
-        batch = counts.get(name)
+    for planned in planned_tests(spec):
+        batch = counts.get(planned.counts)
         if batch is None:
             continue
-        before = by_name.get(name)
-        state = test.update(_state(before, test), batch)
-        e_value = round(test.e_value(state), 6)
-        verdict, message = _verdict(test, state, e_value)
-        objective = before.objective if before and before.objective else objectives.get(name)
-        by_name[name] = EvidenceStatus(
-            name=name,
+        before = by_name.get(planned.name)
+        state = _state(before, grid)
+        if planned.share is not None:
+            null = planned.share
+            lt = limit_test(settings, alpha, null)
+            state = lt.update(state, batch)
+            rejects, boundary = lt.rejects(state), lt.boundary
+            e_value, seen = lt.e_value(state), state.canary_total
+            needed = lt.needed(settings.detect, settings.power)
+        else:
+            null = _psi0(planned, before, (tolerances or {}).get(planned.name))
+            rt = relative_test(settings, alpha, null)
+            state = rt.update(state, batch)
+            rejects, boundary = rt.rejects(state), rt.boundary
+            e_value, seen = rt.e_value(state), min(state.canary_total, state.stable_total)
+            needed = rt.needed(settings.detect, *_shares(state), settings.power)
+        e_value = round(e_value, 6)
+        verdict, message = _verdict(
+            rejects, seen, needed, settings.min_samples, e_text(e_value, boundary)
+        )
+        objective = (
+            before.objective if before and before.objective else objectives.get(planned.counts)
+        )
+        by_name[planned.name] = EvidenceStatus(
+            name=planned.name,
+            kind=planned.kind,
             verdict=verdict,
             message=message,
-            query=queries.get(name) or (before.query if before else None),
+            query=queries.get(planned.counts) or (before.query if before else None),
             e_value=e_value,
-            boundary=round(test.boundary, 6),
+            boundary=round(boundary, 6),
             canary_bad=state.canary_bad,
             canary_total=state.canary_total,
             stable_bad=state.stable_bad,
             stable_total=state.stable_total,
             objective=objective,
+            null=round(null, 6),
+            needed=None if math.isinf(needed) else needed,
             log_e=list(state.log_e),
             carry=list(state.carry) if any(state.carry) else [],
         )
         if verdict is Verdict.FAIL:
-            rejected.append(by_name[name])
-    return Updated([by_name[n] for n in sorted(by_name)], rejected)
+            rejected.append(by_name[planned.name])
+    wanted = {t.name for t in planned_tests(spec)}
+    return Updated([by_name[n] for n in sorted(by_name) if n in wanted], rejected)
+
+
+def _shares(state: Evidence) -> tuple[float, float]:
+    """The stable's bad share and the canary's share of requests seen so far."""
+    n = state.canary_total + state.stable_total
+    stable = (state.stable_bad + 0.5) / (state.stable_total + 1.0)
+    return stable, (state.canary_total / n if n > 0 else 0.0)
+
+
+def unresolved(spec: RolloutSpec, evidence: Sequence[EvidenceStatus]) -> list[str]:
+    """The tests that have not yet seen the sample that resolves their limit, in words."""
+    by_name = {e.name: e for e in evidence}
+    out: list[str] = []
+    for planned in planned_tests(spec):
+        e = by_name.get(planned.name)
+        if e is None:
+            out.append(f"{planned.name}: no counts yet")
+        elif e.needed is None:
+            out.append(f"{planned.name}: the traffic so far cannot resolve it")
+        elif e.canary_total < e.needed:
+            out.append(f"{planned.name}: {e.canary_total:,.0f} of {e.needed:,.0f} canary requests")
+    return out

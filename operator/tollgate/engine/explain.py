@@ -8,8 +8,10 @@ sides, the statistic against its boundary, the samples, and the reason for the w
 from collections.abc import Collection
 from typing import NamedTuple
 
+from tollgate.api.durations import seconds
 from tollgate.api.status import BudgetStatus, CheckStatus, EvidenceStatus, RolloutStatus, Verdict
-from tollgate.engine.evidence import counts_text
+from tollgate.engine.burn import span_text
+from tollgate.engine.evidence import LIMIT, counts_text, e_text, null_text, objective_text
 
 EVENT_LIMIT = 1024
 
@@ -28,19 +30,24 @@ def check_line(c: CheckStatus) -> str:
 
 
 def evidence_line(e: EvidenceStatus) -> str:
+    what = "".join(f", {x}" for x in (null_text(e), objective_text(e)) if x)
     return (
-        f"{e.name} sequential {e.verdict.value}: {counts_text(e)}, "
-        f"e-value {e.e_value:.3g} vs {e.boundary:.3g}"
+        f"{e.name} sequential {e.verdict.value}: {counts_text(e)}{what}, "
+        f"{e_text(e.e_value, e.boundary)}"
     )
 
 
 def budget_line(b: BudgetStatus) -> str:
+    """Each tier's long/short burn and its test, over the data the windows actually hold."""
     tiers = ", ".join(
-        f"{t.long_burn:.3g}x/{t.short_burn:.3g}x over {t.long}/{t.short} "
-        f"(limit {t.max_burn_rate:g}x)"
+        f"{t.max_burn_rate:g}x tier {t.long_burn:.3g}x/{t.short_burn:.3g}x "
+        f"({t.long}/{t.short}), {e_text(t.e_value, t.boundary)}"
         for t in b.tiers
     )
-    return f"errorBudget burn {b.verdict.value}: {tiers or b.message}"
+    covered = max((t.covered for t in b.tiers), default=0.0)
+    longest = max((seconds(t.long) for t in b.tiers), default=0.0)
+    over = f" over the rollout's {span_text(covered)}" if b.tiers and covered < longest else ""
+    return f"errorBudget burn {b.verdict.value}{over}: {tiers or b.message}"
 
 
 def analysis_report(
@@ -52,7 +59,7 @@ def analysis_report(
     if judged:
         lines += [check_line(c) for c in status.checks]
         verdicts += [c.verdict for c in status.checks]
-    fed = [e for e in status.evidence if e.name in counted]
+    fed = [e for e in status.evidence if e.name in counted or e.name.removesuffix(LIMIT) in counted]
     lines += [evidence_line(e) for e in fed]
     verdicts += [e.verdict for e in fed]
     if status.budget is not None and "errorBudget" in counted:

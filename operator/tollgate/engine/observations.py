@@ -66,7 +66,9 @@ class Observations:
     - ``counts``: per check, the requests and bad events of both versions since the previous
       reading (counter increments through resets), for the sequential tests and the burn
       rate; ``objectives``: the latency, TTFT and token bounds those counts were taken
-      against; ``count_queries``: the PromQL each check's counts were read with.
+      against; ``tolerances``: for a relative test at such a bound, the ratio of bad rates
+      its tolerance allows there; ``count_queries``: the PromQL each check's counts were
+      read with.
     """
 
     revision: str | None
@@ -80,4 +82,5 @@ class Observations:
     requirement: Requirement | None = None
     counts: Mapping[str, Batch] = field(default_factory=dict)
     objectives: Mapping[str, float] = field(default_factory=dict)
+    tolerances: Mapping[str, float] = field(default_factory=dict)
     count_queries: Mapping[str, str] = field(default_factory=dict)

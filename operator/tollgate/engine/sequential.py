@@ -24,6 +24,7 @@ Nothing here reads a clock or draws a random number.
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 # Alternatives, as multiples of the smallest effect: from it to 8 times it.
 SPREAD: tuple[float, ...] = (1.0, 1.2, 1.6, 2.4, 4.0, 8.0)
@@ -123,11 +124,7 @@ class SequentialTest:
 
     def log_e_value(self, state: Evidence) -> float:
         """The log of the mixture e-value (the plain average over the grid), without overflow."""
-        if not state.log_e:
-            return 0.0
-        top = max(state.log_e)
-        mean = sum(math.exp(v - top) for v in state.log_e) / len(state.log_e)
-        return top + math.log(mean)
+        return _log_mean_exp(state.log_e)
 
     def e_value(self, state: Evidence) -> float:
         """The mixture e-value, capped at about 1e304 for display (a float cannot go further)."""
@@ -137,6 +134,152 @@ class SequentialTest:
         """The canary is worse than psi0 times stable, at false-alarm rate alpha."""
         enough = min(state.canary_total, state.stable_total) >= self.min_samples
         return enough and self.log_e_value(state) >= -math.log(self.alpha)
+
+    def needed(self, ratio: float, stable_share: float, theta: float, power: float) -> float:
+        """Canary requests after which a canary whose bad rate is ``ratio`` times psi0 times
+        the stable's is rejected with probability ``power``, at a stable bad share and a canary
+        share of traffic ``theta`` like those seen so far; ``inf`` when no sample can tell.
+
+        Bad events are Poisson: per canary request, ``rate_c`` of the canary's, each adding
+        log(q1/q0), and ``rate_s`` of the stable's, each adding log((1-q1)/(1-q0)).
+        """
+        if not (0 < theta < 1) or stable_share <= 0:
+            return math.inf
+        rate_c = min(1.0, stable_share * self.psi0 * ratio)
+        rate_s = stable_share * (1 - theta) / theta
+        q0 = _share(self.psi0, theta)
+        moments = []
+        for m in self.grid:
+            q1 = _share(self.psi0 * m, theta)
+            a, b = math.log(q1 / q0), math.log((1 - q1) / (1 - q0))
+            moments.append((rate_c * a + rate_s * b, rate_c * a * a + rate_s * b * b))
+        return _needed(moments, self.alpha, power)
+
+
+@dataclass(frozen=True)
+class LimitTest:
+    """An absolute limit as a question about the canary's own traffic: is its bad share > p0?
+
+    Each canary request is bad (an error, slower than the objective, over the burn rate's
+    allowance) with probability ``p``; the null hypothesis is ``p <= p0``. For an alternative
+    ``p1 > p0`` the likelihood ratio of a batch with ``e`` bad of ``n`` requests,
+    ``(p1/p0)^e ((1-p1)/(1-p0))^(n-e)``, has expectation at most 1 under every ``p <= p0``
+    (per request it is linear in the true ``p`` and equals 1 at ``p0``; requests of unequal
+    pods with an average share ``<= p0`` keep the product's expectation under 1 by AM-GM). The
+    average over a fixed grid of alternatives is a nonnegative supermartingale, so by Ville's
+    inequality it ever reaches ``1/alpha`` with probability at most ``alpha``. The window
+    estimate of the same share is shown to people; this test decides.
+    """
+
+    p0: float
+    alpha: float = 0.01
+    grid: tuple[float, ...] = DEFAULT_GRID
+    min_samples: int = 0  # canary requests before a rejection may be reported
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p0 <= 1:
+            raise ValueError("p0 must be a share within [0, 1]")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be within (0, 1)")
+        if not self.grid or any(g <= 1 for g in self.grid):
+            raise ValueError("grid multipliers must be > 1")
+
+    @property
+    def boundary(self) -> float:
+        return 1.0 / self.alpha
+
+    def alternatives(self) -> tuple[float, ...]:
+        """The alternative shares: p0 times each multiplier, closing in on 1 past it."""
+        return tuple(_above(self.p0, m) for m in self.grid)
+
+    def update(self, state: Evidence, batch: Batch) -> Evidence:
+        """The state after one more batch (only the canary's side counts)."""
+        if len(state.log_e) != len(self.grid):
+            state = Evidence.start(self.grid)
+        n, e = batch.canary_total, batch.canary_bad
+        seen = replace(
+            state,
+            canary_total=state.canary_total + n,
+            canary_bad=state.canary_bad + e,
+            stable_total=state.stable_total + batch.stable_total,
+            stable_bad=state.stable_bad + batch.stable_bad,
+        )
+        if n <= 0 or self.p0 >= 1:
+            return seen
+        log_e = tuple(
+            min(LOG_CAP, value + _log_ratio(self.p0, p1, e, n))
+            for value, p1 in zip(state.log_e, self.alternatives(), strict=True)
+        )
+        return replace(seen, log_e=log_e)
+
+    def log_e_value(self, state: Evidence) -> float:
+        return _log_mean_exp(state.log_e)
+
+    def e_value(self, state: Evidence) -> float:
+        return math.exp(min(self.log_e_value(state), 700.0))
+
+    def rejects(self, state: Evidence) -> bool:
+        """The canary's bad share is above p0, at false-alarm rate alpha."""
+        enough = state.canary_total >= self.min_samples
+        return enough and self.log_e_value(state) >= -math.log(self.alpha)
+
+    def needed(self, ratio: float, power: float) -> float:
+        """Canary requests after which a canary ``ratio`` times worse than p0 is rejected with
+        probability ``power``: the smallest sample that can resolve the limit (``inf``: none).
+        """
+        if self.p0 >= 1:
+            return math.inf
+        p = _above(self.p0, ratio)
+        moments = []
+        for p1 in self.alternatives():
+            a, b = _log_ratio(self.p0, p1, 1.0, 1.0), _log_ratio(self.p0, p1, 0.0, 1.0)
+            moments.append((p * a + (1 - p) * b, p * (1 - p) * (a - b) ** 2))
+        return _needed(moments, self.alpha, power)
+
+
+LOG_CAP = 1e6  # a log e-value past any boundary; keeps a zero-share limit finite
+
+
+def _above(p0: float, ratio: float) -> float:
+    """A share ``ratio`` times p0, or, where that passes 1, as far towards 1."""
+    if p0 <= 0:
+        return min(1.0, 1e-6 * ratio)
+    return p0 * ratio if p0 * ratio < 1 else 1 - (1 - p0) / ratio
+
+
+def _log_ratio(p0: float, p1: float, bad: float, total: float) -> float:
+    """log of (p1/p0)^bad ((1-p1)/(1-p0))^(total-bad)."""
+    good = total - bad
+    if p0 <= 0:
+        return LOG_CAP if bad > 0 else good * math.log(1 - p1)
+    return bad * math.log(p1 / p0) + (good * math.log((1 - p1) / (1 - p0)) if good else 0.0)
+
+
+def _log_mean_exp(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+
+
+def _needed(moments: Sequence[tuple[float, float]], alpha: float, power: float) -> float:
+    """The smallest n at which the mixture rejects with probability ``power``.
+
+    Per alternative, the log likelihood ratio after n requests is about normal with mean
+    ``n*g`` and variance ``n*v`` (the moments per request). The mixture's log e-value is at
+    least one alternative's minus log(len(grid)), so n solves ``n*g - z*sqrt(n*v) = T`` with
+    ``T = log(1/alpha) + log(len(grid))``; the best alternative's n is taken. Conservative:
+    the mixture itself rejects a little sooner.
+    """
+    target = -math.log(alpha) + math.log(max(1, len(moments)))
+    z = NormalDist().inv_cdf(power)
+    best = math.inf
+    for g, v in moments:
+        if g <= 0:
+            continue
+        root = (z * math.sqrt(v) + math.sqrt(z * z * v + 4 * g * target)) / (2 * g)
+        best = min(best, math.ceil(root * root))
+    return best
 
 
 def _row(batch: Batch) -> tuple[float, float, float, float]:

@@ -7,12 +7,13 @@ series in memory, and sums the increases per version. A series whose value went 
 is only a snapshot; a series that appears later (a new pod) counts from zero. After an operator
 restart the first reading is a snapshot again, which loses at most one reading's evidence.
 
-Latency and TTFT become counts of requests over an objective: a bucket bound fixed at the
-rollout's first reading, from the check's absolute limit when it has one, otherwise from the
-stable version's quantile times the allowed increase. Cost becomes requests whose answer is
-longer than the stable's median (from a histogram of output tokens per request, when the
-metrics have one). Any objective fixed independently of what the canary does next keeps the
-test valid.
+Latency and TTFT become counts of requests over an objective, a bucket bound fixed at the
+rollout's first reading: for the absolute limit's test (``latency.max``) the smallest bound at
+or above the limit; for the relative test the bound chosen from the stable's histogram where a
+slowdown shows most, with the null ratio its tolerance allows there (engine/objectives.py).
+Cost becomes requests whose answer is longer than a bound near the stable's median (from a
+histogram of output tokens per request, when the metrics have one). Any objective fixed
+independently of what the canary does next keeps the test valid.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from datetime import datetime
 
 from tollgate.adapters.metrics.coalesce import Coalescer
 from tollgate.adapters.metrics.families import Family, Shape, families_for
-from tollgate.adapters.metrics.histograms import bucket_bound, quantile
+from tollgate.adapters.metrics.histograms import bucket_bound
 from tollgate.adapters.metrics.prometheus import PrometheusClient, Sample
 from tollgate.adapters.metrics.promql import any_of, matchers, pods_of, quote
 from tollgate.adapters.metrics.queries import (
@@ -33,6 +34,8 @@ from tollgate.adapters.metrics.queries import (
     AnalysisRequest,
     GroupKey,
 )
+from tollgate.engine.evidence import LIMIT
+from tollgate.engine.objectives import limit_bound, relative_objective
 from tollgate.engine.sequential import Batch, increments
 
 SeriesKey = frozenset[tuple[str, str]]
@@ -44,6 +47,7 @@ class CountReading:
 
     counts: dict[str, Batch] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
+    tolerances: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
 
@@ -224,11 +228,15 @@ def _wanted(request: AnalysisRequest) -> dict[str, tuple[Family | None, Family |
         wanted["errorRate"] = (fam.requests, fam.errors)
     if c.error_budget is not None:
         wanted["errorBudget"] = (fam.requests, fam.errors)
-    if c.latency is not None:
-        wanted["latency"] = (fam.duration, None)
-    if c.ttft is not None:
-        wanted["ttft"] = (fam.ttft, None)
-    if c.cost_per_request is not None and fam.answer_lengths is not None:
+    for name, check, family in (("latency", c.latency, fam.duration), ("ttft", c.ttft, fam.ttft)):
+        if check is None:
+            continue
+        if check.max_increase_percent is not None:
+            wanted[name] = (family, None)
+        if check.max_milliseconds is not None:
+            wanted[name + LIMIT] = (family, None)
+    cost = c.cost_per_request
+    if cost is not None and cost.max_increase_percent is not None and fam.answer_lengths:
         wanted["costPerRequest"] = (fam.answer_lengths, None)
     return wanted
 
@@ -270,7 +278,9 @@ def _tables(
         total_samples = answers[total_family]
         assert not isinstance(total_samples, Exception)
         if total_family.shape is Shape.BUCKETS:
-            objective = objectives.get(check) or _objective(request, check, total_samples, label)
+            objective = objectives.get(check)
+            if objective is None:
+                objective = _objective(request, check, total_samples, label, out)
             if objective is None:
                 continue
             out.objectives[check] = objective
@@ -304,36 +314,48 @@ def _version(key: SeriesKey, label: str) -> str:
 
 
 def _objective(
-    request: AnalysisRequest, check: str, samples: list[Sample], label: str
+    request: AnalysisRequest, check: str, samples: list[Sample], label: str, out: CountReading
 ) -> float | None:
-    """A bucket bound: the absolute limit, else stable's quantile x (1 + allowed increase).
+    """The test's bucket bound, chosen at its first reading (engine/objectives.py says how).
 
-    For cost: the bound at or above the stable's median answer length (tokens). A longer
-    answer costs more, and a shift of the whole distribution shows most at the middle.
+    A relative test's null ratio goes to ``out.tolerances``; an absolute limit above every
+    finite bound cannot be counted, and says so in ``out.errors``.
     """
-    bounds = sorted(
-        {bucket_bound(s.labels["le"]) for s in samples if "le" in s.labels} - {math.inf}
-    )
     stable: dict[float, float] = defaultdict(float)
+    bounds: set[float] = set()
     for s in samples:
-        if s.labels.get(label) == request.stable and "le" in s.labels:
-            stable[bucket_bound(s.labels["le"])] += s.value
+        if "le" not in s.labels:
+            continue
+        bound = bucket_bound(s.labels["le"])
+        bounds.add(bound)
+        if s.labels.get(label) == request.stable:
+            stable[bound] += s.value
     c = request.checks
-    target: float | None = None
-    if check == "costPerRequest":
-        target = quantile(0.5, stable)
-    else:
-        limit = c.latency if check == "latency" else c.ttft
-        if limit is None:
+    base = check.removesuffix(LIMIT)
+    if check.endswith(LIMIT):
+        limit = c.latency if base == "latency" else c.ttft
+        if limit is None or limit.max_milliseconds is None:
             return None
-        if limit.max_milliseconds is not None:
-            target = limit.max_milliseconds / 1000.0
-        elif limit.max_increase_percent is not None:
-            q = quantile(limit.quantile, stable)
-            target = None if q is None else q * (1 + limit.max_increase_percent / 100.0)
-    if target is None:
+        over = limit_bound(sorted(bounds), limit.max_milliseconds / 1000.0)
+        if over is None:
+            out.errors[check] = (
+                f"no bucket bound at or above {limit.max_milliseconds:g}ms: add one to the "
+                "histogram to count requests over the limit"
+            )
+        return over
+    if check == "costPerRequest":
+        cost = c.cost_per_request
+        quantile_, increase = 0.5, (cost.max_increase_percent or 0.0) if cost else 0.0
+    else:
+        latency = c.latency if check == "latency" else c.ttft
+        if latency is None:
+            return None
+        quantile_, increase = latency.quantile, latency.max_increase_percent or 0.0
+    chosen = relative_objective(stable, quantile_, increase / 100.0)
+    if chosen is None:
         return None
-    return next((b for b in bounds if b >= target), None)
+    out.tolerances[check] = chosen.null_ratio
+    return chosen.bound
 
 
 def _over_objective(
