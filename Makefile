@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
+include e2e/tools/tools.mk
+
 .PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast e2e bench bench-detection demo clean
 
 help: ## list the targets
@@ -68,6 +70,7 @@ bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.sdk_overhead
 
 bench-detection: $(STAMP) ## detection quality: Tollgate vs Flagger/Argo/naive rules on the same seeded streams
+	$(BIN)/python -m bench.replay_detection
 	$(BIN)/python -m bench.detection
 
 demo: install ## see Tollgate run end to end on an embedded setup (no cluster needed)

@@ -1,8 +1,11 @@
-"""Shared pytest configuration: hypothesis profiles (HYPOTHESIS_PROFILE=ci in CI)."""
+"""Shared pytest configuration: hypothesis profiles (HYPOTHESIS_PROFILE=ci in CI), and the local
+Kubernetes cluster fixture (tests/cluster_fixture.py)."""
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["tests.cluster_fixture"]
 
 settings.register_profile(
     "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

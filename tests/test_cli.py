@@ -65,3 +65,15 @@ def test_demo_is_a_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
     assert "tollgate.dev/v1alpha1" in capsys.readouterr().out
+
+
+def test_validate_warns_when_the_plan_cannot_resolve_a_limit_at_the_traffic(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    minimal = str(ROOT / "examples" / "canary-minimal.yaml")
+    assert main(["validate", minimal, "--rps", "1"]) == 0  # a warning, not a problem
+    out = capsys.readouterr().out
+    assert "warning: errorRate.max: at 1 req/s the plan shows the canary about 368 requests" in out
+    assert "3,671 are needed to resolve this limit" in out
+    assert main(["validate", minimal, "--rps", "20"]) == 0
+    assert "warning" not in capsys.readouterr().out

@@ -118,3 +118,18 @@ def test_outcome(verdicts: tuple[tuple[str, Verdict], ...], expected: Verdict) -
 
 def test_no_rules_never_pass() -> None:
     assert outcome((), []) is Verdict.INCONCLUSIVE
+
+
+def test_a_partial_answer_is_inconclusive_even_where_no_data_fails() -> None:
+    from tollgate.api.analysis import NoDataPolicy
+    from tollgate.engine.checks import CheckRule, Unit, judge, outcome
+
+    rule = CheckRule("errorRate", Unit.RATIO, NoDataPolicy.FAIL, max_value=0.01)
+    partial = MetricReading("errorRate", 0.0, 0.0, 500, 5000, partial="store gateway down")
+    got = judge(rule, partial, 50)
+    assert got.verdict is Verdict.INCONCLUSIVE
+    assert "partial answer" in got.message
+    assert outcome([rule], [got]) is Verdict.INCONCLUSIVE  # never Pass, and not "no data"
+    warned = judge(rule, MetricReading("errorRate", 0.0, 0.0, 500, 5000, warning="coarse"), 50)
+    assert warned.verdict is Verdict.PASS
+    assert warned.message.endswith("(warning: coarse)")

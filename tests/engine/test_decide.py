@@ -1,15 +1,24 @@
 """Single decisions from chosen states, table-driven; plus conditions and status bookkeeping."""
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.engine.sim import T0, World, make_spec
-from tollgate.api.status import HISTORY_LIMIT, ConditionStatus, Phase, RolloutStatus, Verdict
+from tollgate.api.status import (
+    HISTORY_LIMIT,
+    ConditionStatus,
+    EvidenceKind,
+    Phase,
+    RolloutStatus,
+    Verdict,
+)
 from tollgate.engine import Observations, decide
 from tollgate.engine.conditions import condition, with_invalid_spec
 from tollgate.engine.decision import EventKind, Notify, Promote, SetWeight
+from tollgate.engine.sequential import Amount, Batch
 
 
 def at_step_one(**spec: Any) -> World:
@@ -398,3 +407,73 @@ def test_evidence_waits_for_min_samples_and_says_so() -> None:
     assert evidence.verdict is Verdict.INCONCLUSIVE
     assert evidence.message.startswith("waiting: 10 of the 50 requests needed before a verdict")
     assert d.status.phase is Phase.PROGRESSING
+
+
+def test_a_plan_that_cannot_resolve_a_limit_at_the_traffic_seen_says_so() -> None:
+    world = at_step_one(checks={"latency": None}, analysis={"sequential": {"enabled": True}})
+    # 2 canary requests per 30 s at 5%: the plan (5..20%, 10-minute deadline at the top) can
+    # show about 100 more; a 1% limit needs 3,397
+    d = world.tick(after=30, metrics="lowdata", counts={"errorRate": [2, 0, 38, 0]})
+    evidence = {e.name: e for e in d.status.evidence}["errorRate.max"]
+    assert evidence.needed == 3397
+    assert "the plan can reach about " in evidence.message
+    assert "3,397 are needed to resolve this limit" in evidence.message
+    # with traffic enough for the plan, nothing is said
+    busy = at_step_one(checks={"latency": None}, analysis={"sequential": {"enabled": True}})
+    d = busy.tick(after=30, metrics="pass", counts={"errorRate": [500, 0, 9500, 95]})
+    evidence = {e.name: e for e in d.status.evidence}["errorRate.max"]
+    assert "the plan can reach" not in evidence.message
+
+
+def test_an_absolute_cost_limit_is_a_test_on_what_requests_cost() -> None:
+    cost = {
+        "pricing": {"inputPerMillionTokens": 2, "outputPerMillionTokens": 8},
+        "maxPerRequest": 0.005,
+    }
+    world = at_step_one(
+        checks={"latency": None, "errorRate": None, "costPerRequest": cost},
+        analysis={"sequential": {"enabled": True}},
+    )
+    cheap = Observations(
+        revision="rev2",
+        stable_revision="rev1",
+        weight=5,
+        counts={"errorRate": Batch(100, 0, 1900, 0)},
+        amounts={"costPerRequest.max": Amount(100, 0.4, 1900, 7.6)},
+    )
+    d = decide(world.spec, world.status, cheap, world.now + timedelta(seconds=10), 1)
+    evidence = {e.name: e for e in d.status.evidence}["costPerRequest.max"]
+    assert evidence.kind is EvidenceKind.MEAN
+    assert evidence.verdict is Verdict.PASS
+    assert evidence.null == 0.005
+    status = d.status
+    dear = Observations(
+        revision="rev2",
+        stable_revision="rev1",
+        weight=5,
+        amounts={"costPerRequest.max": Amount(100, 1.5, 1900, 7.6)},  # 3x the limit
+        counts={"errorRate": Batch(100, 0, 1900, 0)},
+    )
+    for i in range(20):
+        d = decide(world.spec, status, dear, world.now + timedelta(seconds=20 + 10 * i), 1)
+        status = d.status
+        if status.phase is Phase.ROLLING_BACK:
+            break
+    assert status.phase is Phase.ROLLING_BACK
+    assert "costPerRequest.max (mean cost per request <= 0.005)" in d.message
+    assert "per request" in d.message
+
+
+def test_a_limit_the_metrics_cannot_count_is_judged_on_its_window() -> None:
+    world = at_step_one(checks={"errorRate": None}, analysis={"sequential": {"enabled": True}})
+    why = "no bucket bound separates the stable's requests"
+    obs = world.observe(metrics="fail", counts={"latency.max": [500, 10, 9500, 190]})
+    obs = replace(obs, untestable={"latency": why})
+    d = decide(world.spec, world.status, obs, world.now + timedelta(seconds=30), 1)
+    evidence = {e.name: e for e in d.status.evidence}
+    assert evidence["latency"].verdict is Verdict.INCONCLUSIVE
+    assert evidence["latency"].message.startswith(f"not counted: {why}")
+    checks = {c.name: c for c in d.status.checks}
+    # latency.max is counted and passes; the relative limit falls to the window: 900 vs 200 ms
+    assert checks["latency"].verdict is Verdict.FAIL
+    assert "window: " in checks["latency"].message

@@ -4,23 +4,15 @@ workload exporters, and simulated traffic split by the weights the operator writ
 A 3-second analysis interval and a 1-second scrape keep each rollout to about 20 seconds.
 """
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.runtime.live import Live, live_canary, until
 from tollgate.api.status import Phase, RolloutStatus
 from tollgate.testing import scenario
-from tollgate.testing.controllers import DeploymentController
-from tollgate.testing.kubeapi import KubeApiServer
-from tollgate.testing.operator_process import OperatorProcess
-from tollgate.testing.prometheus import PrometheusServer
-from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, PROMPTS, ROUTES
-from tollgate.testing.traffic import TrafficSimulator
-from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
+from tollgate.testing.scenario import CANARIES, NS, PROMPTS
 
 pytestmark = pytest.mark.integration
 SPEC = {
@@ -29,49 +21,10 @@ SPEC = {
 }
 
 
-@dataclass
-class Live:
-    api: KubeApiServer
-    canary: WorkloadExporter
-    operator: OperatorProcess
-
-
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    stable = WorkloadExporter(NS, pod_name("app-primary", 1), Profile()).start()
-    canary = WorkloadExporter(NS, pod_name("app", 2), Profile()).start()
-    prometheus = PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom")
-    prometheus.set_targets([stable.target, canary.target])
-    prometheus.start()
-    try:
-        async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
-            api.create(DEPLOYMENTS, scenario.deployment("app", "app:1"))
-            api.create(ROUTES, scenario.http_route("app"))
-            api.create(CANARIES, scenario.canary("app", SPEC))
-
-            async def weight() -> float:
-                return float(scenario.route_weight(api, "app"))
-
-            operator = OperatorProcess(
-                api.write_kubeconfig(tmp_path / "kubeconfig"),
-                tmp_path / "operator.log",
-                env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
-            )
-            async with TrafficSimulator(200.0, weight, stable, canary, seed=11):
-                with operator:
-                    yield Live(api, canary, operator)
-    finally:
-        prometheus.close()
-        stable.stop()
-        canary.stop()
-
-
-async def until(predicate: object, timeout: float) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
+    async with live_canary(tmp_path, SPEC, seed=11) as world:
+        yield world
 
 
 async def test_healthy_release_is_promoted(live: Live) -> None:

@@ -46,6 +46,7 @@ class EvidenceKind(StrEnum):
 
     LIMIT = "Limit"  # is the canary's own bad share above what an absolute limit allows?
     RELATIVE = "Relative"  # is its bad rate above the stable's times the tolerated ratio?
+    MEAN = "Mean"  # is its mean per request (cost) above an absolute limit?
 
 
 class ConditionStatus(StrEnum):
@@ -120,20 +121,32 @@ class EvidenceStatus(StatusModel):
     )
     e_value: float = Field(description="Current e-value; the test rejects at the boundary.")
     boundary: float = Field(description="1/alpha for this check.")
-    canary_bad: float = Field(default=0, description="Bad events of the new version so far.")
+    canary_bad: float = Field(
+        default=0, description="Bad events of the new version so far (Mean: its total cost)."
+    )
     canary_total: float = Field(default=0, description="Requests of the new version so far.")
-    stable_bad: float = Field(default=0, description="Bad events of the stable version so far.")
+    stable_bad: float = Field(
+        default=0, description="Bad events of the stable version so far (Mean: its total cost)."
+    )
     stable_total: float = Field(default=0, description="Requests of the stable version so far.")
     objective: float | None = Field(
         default=None,
         description="For latency, TTFT and cost: the bucket bound (seconds, or tokens) a "
         "request must exceed to count as bad, fixed at the rollout's first reading.",
     )
+    stable_objective: float | None = Field(
+        default=None,
+        description="For a relative latency, TTFT or cost test with a tolerance: the stable's "
+        "bound, at most the canary's bound divided by (1 + tolerance); the canary's requests "
+        "over its bound are compared with the stable's over this one.",
+    )
     null: float | None = Field(
         default=None,
-        description="What the null hypothesis allows: the highest bad share (Limit) or the "
-        "highest ratio of the canary's bad rate to the stable's (Relative).",
+        description="What the null hypothesis allows: the highest bad share (Limit), the "
+        "highest ratio of the canary's bad rate to the stable's (Relative), or the highest "
+        "mean per request (Mean).",
     )
+    readings: int = Field(default=0, ge=0, description="Readings of counts fed to the test.")
     needed: float | None = Field(
         default=None,
         description="Canary requests after which a canary analysis.sequential.detect times "

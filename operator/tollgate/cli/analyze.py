@@ -1,62 +1,56 @@
 """``tollgate analyze --replay``: a rollout's analysis run against history, before the rollout.
 
-The Canary or PromptRelease in the file is replayed from ``--from`` to ``--to``: at every
-analysis interval the operator's own adapters query Prometheus as of that time (threshold
-readings over the interval, counter increments for the sequential tests), and the engine
-decides as if the rollout had started at ``--from`` with the router following every step. Each
-tick prints the verdicts with their values and the decision. It answers "would this release,
-with these checks, have been rolled back?" and "are these limits too tight for our noise?".
+The Canary or PromptRelease in the file is replayed from ``--from`` to ``--to`` on the
+operator's own schedule and code (:mod:`tollgate.cli.replay`): a decision at every analysis
+interval and every ``analysis.sequential.every`` in between, each reading only what is due, as
+if the rollout had reached its first step at ``--from`` with the router following every step.
+Each tick that read Prometheus prints the verdicts with their values and the decision. It
+answers "would this release, with these checks, have been rolled back?" and "are these limits
+too tight for our noise?".
 
-Exit status: 0 no rollback; 1 a rollback verdict; 2 the file or the spec is unusable (with
-every problem); 3 Prometheus cannot be reached; 4 no data for the rollout in that period.
+Exit status (also in ``tollgate analyze --help``):
+
+- 0: no rollback: the replay would promote, or the period ended first;
+- 1: a rollback on evidence of harm (``AnalysisFailed``, ``RequiredCodeRolledBack``) or on
+  repeated provider failures (``MetricsUnavailable``);
+- 2: the file, the spec or the period is unusable (every problem is listed), or a usage error;
+- 3: Prometheus cannot be reached;
+- 4: no data for the rollout in that period;
+- 5: the progress deadline came before any verdict (``InsufficientEvidence``, or
+  ``ProgressDeadlineExceeded`` with data too thin for a verdict): a lack of evidence, not
+  evidence of harm.
 """
 
 import argparse
 import asyncio
-import dataclasses
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import httpx
 import yaml
 
-from tollgate.adapters.metrics.batch import MetricsBatcher
-from tollgate.adapters.metrics.counts import CountReader
-from tollgate.adapters.metrics.prometheus import PrometheusClient
-from tollgate.adapters.metrics.queries import AnalysisRequest
 from tollgate.api import API_VERSION
-from tollgate.api.canary import CanarySpec
-from tollgate.api.durations import seconds
-from tollgate.api.promptrelease import PromptReleaseSpec
-from tollgate.api.rollout import RolloutSpec
-from tollgate.api.status import Phase, RolloutStatus
-from tollgate.api.validation import SpecProblem, parse
-from tollgate.engine import Observations, decide
-from tollgate.engine.decision import Decision, Promote
-from tollgate.engine.observations import MetricReading
-from tollgate.engine.plan import plan_for
-from tollgate.runtime import canary as canary_runtime
-from tollgate.runtime import promptrelease as prompt_runtime
-from tollgate.runtime.spec_checks import runtime_problems
+from tollgate.cli.replay import (
+    ReplayOutcome,
+    ReplayResult,
+    Target,
+    Tick,
+    UnusableError,
+    replay,
+    target_from_document,
+)
+from tollgate.cli.tick_lines import describe_tick, timestamp
 
-OK, ROLLBACK, UNUSABLE, UNREACHABLE, NO_DATA = 0, 1, 2, 3, 4
-REPLAYED = "replayed"
-
-
-class UnusableError(Exception):
-    """The file or its spec cannot be replayed; the message lists why."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """The rollout to replay: its spec and what the adapters read for it."""
-
-    label: str
-    spec: RolloutSpec
-    request: AnalysisRequest
+EXIT_STATUS_HELP = """exit status:
+  0  no rollback: it would promote, or the period ended first
+  1  rollback on evidence of harm (AnalysisFailed, RequiredCodeRolledBack) or on repeated
+     provider failures (MetricsUnavailable)
+  2  unusable file, spec or period, or a usage error
+  3  Prometheus cannot be reached
+  4  no data for the rollout in that period
+  5  the deadline came before any verdict (InsufficientEvidence, or ProgressDeadlineExceeded
+     with too little data): a lack of evidence, not evidence of harm"""
 
 
 def parse_time(text: str) -> datetime:
@@ -85,151 +79,63 @@ def load_target(path: Path, prometheus: str | None) -> Target:
     ]
     if not ours:
         raise UnusableError(f"{path}: no Canary or PromptRelease ({API_VERSION}) in the file")
-    doc = ours[0]
-    meta = doc.get("metadata") or {}
-    namespace, name = meta.get("namespace") or "default", meta.get("name") or "?"
-    label = f"{doc['kind']}/{namespace}/{name}"
-    spec: CanarySpec | PromptReleaseSpec | None
-    problems: list[SpecProblem]
-    if doc["kind"] == "Canary":
-        spec, problems = parse(CanarySpec, doc.get("spec"))
+    return target_from_document(ours[0], prometheus, str(path))
+
+
+def verdict_line(result: ReplayResult) -> str:
+    """The last line of the report: what the operator would have done, and why."""
+    at = timestamp(result.decided_at) if result.decided_at else "-"
+    outcome = result.outcome
+    if outcome is ReplayOutcome.PROMOTED:
+        return f"verdict: would promote at {at} ({result.reason})"
+    if outcome is ReplayOutcome.ROLLED_BACK:
+        return f"verdict: rollback ({result.reason}) at {at}: {result.message}"
+    if outcome is ReplayOutcome.INSUFFICIENT_EVIDENCE:
+        return (
+            f"verdict: no verdict, not enough evidence ({result.reason}) at {at}: the deadline "
+            "came before the data could show the new version good or bad. This is a lack of "
+            f"evidence, not evidence of harm: {result.message}"
+        )
+    return f"verdict: no rollback in {result.analyses} analyses (last: {result.reason})"
+
+
+async def report(target: Target, start: datetime, end: datetime) -> int:
+    """Replay, print every tick that read Prometheus and the verdict; the exit status."""
+    print(f"replaying {target.label} from {start.isoformat()} to {end.isoformat()}")
+
+    def show(tick: Tick) -> None:
+        if tick.read:
+            print(describe_tick(target.spec, tick), flush=True)
+
+    result = await replay(target, start, end, on_tick=show)
+    if result.outcome in (ReplayOutcome.UNUSABLE, ReplayOutcome.UNREACHABLE, ReplayOutcome.NO_DATA):
+        print(result.message, file=sys.stderr)
     else:
-        spec, problems = parse(PromptReleaseSpec, doc.get("spec"))
-    if spec is not None:
-        problems += runtime_problems(spec, namespace)
-    if spec is None or problems:
-        raise UnusableError("\n".join(f"{label}: {p}" for p in problems))
-    if spec.checks is None:
-        raise UnusableError(f"{label}: spec.checks: there is nothing to analyse")
-    address = prometheus or spec.metrics.prometheus.address
-    if address is None:
-        raise UnusableError(f"{label}: no Prometheus: pass --prometheus or set metrics.prometheus")
-    if isinstance(spec, CanarySpec):
-        request = canary_runtime.analysis_request(spec, namespace, address)
-    else:
-        request = prompt_runtime.analysis_request(spec, namespace, name, spec.stable, address)
-    if prometheus:  # the command line wins over the spec
-        request = dataclasses.replace(request, address=prometheus)
-    return Target(label, spec, request)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
-def describe_tick(at: datetime, decision: Decision, readings: tuple[MetricReading, ...]) -> str:
-    """One tick: the checks' verdicts and values, the running evidence, the decision."""
-    status = decision.status
-    verdicts = {c.name: c for c in status.checks} if status.last_analysis_at == at else {}
-    parts = []
-    for r in readings:
-        c = verdicts.get(r.check)
-        verdict = c.verdict.value if c is not None else "-"
-        if r.error:
-            parts.append(f"{r.check} Error ({r.error})")
-        else:
-            parts.append(
-                f"{r.check} {verdict} {_fmt(r.canary)} vs {_fmt(r.stable)} "
-                f"(n={r.canary_samples}/{r.stable_samples})"
-            )
-    evidence = ", ".join(f"{e.name} e={e.e_value:.3g}/{e.boundary:.3g}" for e in status.evidence)
-    phase = status.phase.value if status.phase else "-"
-    line = f"{at.isoformat().replace('+00:00', 'Z')}  {phase} {status.canary_weight}%  "
-    line += "; ".join(parts)
-    if evidence:
-        line += f"  | {evidence}"
-    if status.budget is not None and status.budget.tiers:
-        tiers = ", ".join(f"{t.long_burn:.3g}x/{t.short_burn:.3g}x" for t in status.budget.tiers)
-        line += f"  | burn {tiers}"
-    return f"{line}\n    -> {decision.reason}: {decision.message}"
-
-
-async def replay(target: Target, start: datetime, end: datetime, out: TextIO, err: TextIO) -> int:
-    """Step the engine through [start, end]; the exit status."""
-    spec, request = target.spec, target.request
-    interval = seconds(spec.analysis.interval)
-    plan = plan_for(spec.analysis)
-    status = RolloutStatus(
-        phase=Phase.PROGRESSING,
-        revision=REPLAYED,
-        stable_revision="stable",
-        current_step=1,
-        total_steps=len(plan.weights),
-        canary_weight=plan.weights[0],
-        rollout_started_at=start,
-        step_started_at=start,
-    )
-    async with httpx.AsyncClient() as http:
-
-        def client(address: str) -> PrometheusClient:
-            return PrometheusClient(address, 10.0, client=http)
-
-        batcher, counts = MetricsBatcher(client, window=0.0), CountReader(client, window=0.0)
-        print(f"replaying {target.label} from {start.isoformat()} to {end.isoformat()}", file=out)
-        at, ticks, seen_data = start, 0, False
-        while at + timedelta(seconds=interval) <= end:
-            previous, at = at, at + timedelta(seconds=interval)
-            ticks += 1
-            readings = (await batcher.query([request], at))[request.key]
-            if ticks == 1 and readings and all(r.error for r in readings):
-                print(f"Prometheus at {request.address}: {readings[0].error}", file=err)
-                return UNREACHABLE
-            seen_data = seen_data or any(r.canary_samples or r.stable_samples for r in readings)
-            objectives = {e.name: e.objective for e in status.evidence if e.objective is not None}
-            counted = await counts.read(request, REPLAYED, objectives, at, previous)
-            obs = Observations(
-                revision=REPLAYED,
-                stable_revision="stable",
-                target_ready=True,
-                weight=status.canary_weight,
-                metrics=readings,
-                counts=counted.counts,
-                objectives=counted.objectives,
-                count_queries=counted.queries,
-            )
-            decision = decide(spec, status, obs, at, 1)
-            print(describe_tick(at, decision, readings), file=out)
-            status = decision.status
-            if status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK):
-                if not seen_data:  # only the deadline spoke: say what is missing instead
-                    break
-                print(f"verdict: rollback ({decision.reason}) at {at.isoformat()}", file=out)
-                return ROLLBACK
-            if any(isinstance(a, Promote) for a in decision.actions):
-                print(f"verdict: would promote at {at.isoformat()}", file=out)
-                return OK
-        if ticks == 0:
-            print(f"the period is shorter than one interval ({interval:g}s)", file=err)
-            return UNUSABLE
-        if not seen_data:
-            print(
-                f"no data for {target.label} between {start.isoformat()} and {end.isoformat()}: "
-                f"check metrics.preset / metrics.names and the labels "
-                f"({request.metrics.namespace_label}={request.namespace}, versions "
-                f"{request.canary!r} and {request.stable!r})",
-                file=err,
-            )
-            return NO_DATA
-        print(f"verdict: no rollback in {ticks} analyses (last: {status.reason})", file=out)
-        return OK
+        print(verdict_line(result))
+    return result.exit_code
 
 
 def run(args: argparse.Namespace) -> int:
     """The ``analyze`` command."""
     if args.to <= getattr(args, "from"):
         print("--to must be after --from", file=sys.stderr)
-        return UNUSABLE
+        return ReplayOutcome.UNUSABLE.exit_code
     try:
         target = load_target(Path(args.replay), args.prometheus)
     except UnusableError as exc:
         print(exc, file=sys.stderr)
-        return UNUSABLE
-    return asyncio.run(replay(target, getattr(args, "from"), args.to, sys.stdout, sys.stderr))
+        return ReplayOutcome.UNUSABLE.exit_code
+    return asyncio.run(report(target, getattr(args, "from"), args.to))
 
 
 def add_parser(sub: Any) -> None:
     analyze = sub.add_parser(
-        "analyze", help="replay a rollout's analysis against historical Prometheus data"
+        "analyze",
+        help="replay a rollout's analysis against historical Prometheus data",
+        description="Replay a Canary's or PromptRelease's analysis on what Prometheus "
+        "recorded, on the operator's own schedule and code.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     analyze.add_argument("--replay", required=True, metavar="FILE", help="Canary/PromptRelease")
     analyze.add_argument("--from", required=True, type=parse_time, help="start (RFC 3339)")

@@ -6,6 +6,7 @@ manifests offline with the operator's own rules, e.g. in a GitOps pipeline), ``a
 """
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from tollgate.api.crds import generated_files
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import SpecProblem, parse
 from tollgate.cli import analyze
+from tollgate.engine.evidence import resolutions
 
 KINDS: dict[str, type[CanarySpec] | type[PromptReleaseSpec]] = {
     "Canary": CanarySpec,
@@ -53,17 +55,34 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
-def validate_document(doc: Any) -> tuple[str, list[SpecProblem]]:
-    """Validate one manifest; returns a label for it and its problems."""
+def validate_document(
+    doc: Any, rps: float | None = None
+) -> tuple[str, list[SpecProblem], list[str]]:
+    """Validate one manifest: a label for it, its problems, and warnings.
+
+    With ``rps`` (the service's requests per second), a warning for every absolute limit the
+    step plan cannot resolve at that traffic, with the smallest sample that can.
+    """
     if not isinstance(doc, dict):
-        return "document", [SpecProblem("", "not a Kubernetes object")]
+        return "document", [SpecProblem("", "not a Kubernetes object")], []
     kind = doc.get("kind")
     name = (doc.get("metadata") or {}).get("name", "?")
     label = f"{kind}/{name}"
     if doc.get("apiVersion") != API_VERSION or kind not in KINDS:
-        return label, []  # not ours: other objects may share the file
-    _, problems = parse(KINDS[kind], doc.get("spec"))
-    return label, problems
+        return label, [], []  # not ours: other objects may share the file
+    spec, problems = parse(KINDS[kind], doc.get("spec"))
+    warnings: list[str] = []
+    if spec is not None and rps is not None and not problems:
+        for r in resolutions(spec, rps):
+            if not r.enough:
+                need = "no sample can" if math.isinf(r.needed) else f"{r.needed:,.0f} are needed"
+                warnings.append(
+                    f"{r.name}: at {rps:g} req/s the plan shows the canary about "
+                    f"{r.reachable:,.0f} requests and {need} to resolve this limit "
+                    f"(sequential.detect {spec.analysis.sequential.detect:g}, power "
+                    f"{spec.analysis.sequential.power:g})"
+                )
+    return label, problems, warnings
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -79,11 +98,13 @@ def _validate(args: argparse.Namespace) -> int:
         for doc in docs:
             if doc is None:
                 continue
-            label, problems = validate_document(doc)
+            label, problems, warnings = validate_document(doc, args.rps)
             if isinstance(doc, dict) and doc.get("kind") in KINDS:
                 checked += 1
             for problem in problems:
                 print(f"{file}: {label}: {problem}", file=sys.stderr)
+            for warning in warnings:
+                print(f"{file}: {label}: warning: {warning}")
             failed += bool(problems)
     print(f"{checked} Tollgate object(s) checked, {failed} invalid")
     return 1 if failed else 0
@@ -111,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     crds.set_defaults(func=_crds)
     validate = sub.add_parser("validate", help="check Canary/PromptRelease manifests offline")
     validate.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
+    validate.add_argument(
+        "--rps",
+        type=float,
+        metavar="N",
+        help="the service's requests per second: warn when the plan cannot resolve a limit",
+    )
     validate.set_defaults(func=_validate)
     analyze.add_parser(sub)
     demo_cmd = sub.add_parser(

@@ -15,6 +15,8 @@ from tollgate.api.status import CheckStatus, EvidenceStatus, Verdict
 from tollgate.engine.evidence import LIMIT, PlannedTest
 from tollgate.engine.observations import MetricReading
 
+PARTIAL = "partial answer from the metric provider"
+
 
 class Unit(StrEnum):
     """How a check's values are shown."""
@@ -149,6 +151,8 @@ def judge(rule: CheckRule, reading: MetricReading | None, min_samples: int) -> C
     """The verdict of one check on one reading, with the evidence behind it."""
 
     def result(verdict: Verdict, message: str, **values: float | None) -> CheckStatus:
+        if reading is not None and reading.warning:
+            message += f" (warning: {reading.warning})"  # explain.check_line splits it off
         return CheckStatus(
             name=rule.name,
             verdict=verdict,
@@ -163,6 +167,8 @@ def judge(rule: CheckRule, reading: MetricReading | None, min_samples: int) -> C
 
     if reading is None:
         return result(Verdict.INCONCLUSIVE, "no reading was taken for this check")
+    if reading.partial is not None:
+        return result(Verdict.INCONCLUSIVE, f"{PARTIAL}: {reading.partial}")
     if reading.error is not None:
         return result(Verdict.ERROR, f"metric provider failed: {reading.error}")
     canary = _scaled(reading.canary, rule.scale)
@@ -306,7 +312,9 @@ def outcome(rules: Sequence[CheckRule], results: Sequence[CheckStatus]) -> Verdi
     policy = {rule.name: rule.no_data for rule in rules}
     verdicts = [r.verdict for r in results]
     no_data_fails = any(
-        r.verdict is Verdict.INCONCLUSIVE and policy.get(r.name) is NoDataPolicy.FAIL
+        r.verdict is Verdict.INCONCLUSIVE
+        and policy.get(r.name) is NoDataPolicy.FAIL
+        and not r.message.startswith(PARTIAL)  # data came, only not all of it
         for r in results
     )
     if Verdict.FAIL in verdicts or no_data_fails:

@@ -46,6 +46,7 @@ from tollgate.engine.decision import (
     SetWeight,
 )
 from tollgate.engine.evidence import (
+    PlannedTest,
     explain_evidence,
     limit_test,
     split_alpha,
@@ -55,7 +56,7 @@ from tollgate.engine.evidence import (
 )
 from tollgate.engine.explain import analysis_report
 from tollgate.engine.observations import GateState, Observations, RequirementState
-from tollgate.engine.plan import StepPlan, plan_for
+from tollgate.engine.plan import StepPlan, plan_for, weighted_seconds_left
 from tollgate.engine.schedule import analysis_due, counts_every
 
 ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
@@ -280,6 +281,7 @@ class _Tick:
             self.transition(Phase.PROGRESSING, "Resumed", "resumed on request")
 
         self.analyse()
+        self.warn_unresolvable()
         self.report_analysis()
         if self.phase not in ACTIVE_PHASES or self.st.paused_by_user:
             return
@@ -292,6 +294,10 @@ class _Tick:
 
     def analysis_due(self) -> bool:
         return analysis_due(self.spec, self.st, self.now)
+
+    def countable(self, check: str) -> tuple[PlannedTest, ...]:
+        """The check's tests the metrics can feed (the others' limits are judged per window)."""
+        return tuple(t for t in tests_of(self.spec, check) if t.name not in self.obs.untestable)
 
     @property
     def tested(self) -> bool:
@@ -317,7 +323,7 @@ class _Tick:
                     self.st.step_samples,
                     limits.min_samples,
                 )
-                if (tests := tests_of(self.spec, rule.name))
+                if (tests := self.countable(rule.name))
                 else window
                 for rule, window in zip(rules, results, strict=True)
             )
@@ -377,6 +383,35 @@ class _Tick:
                 "AnalysisPassed", f"all checks passed at weight {self.st.canary_weight}%"
             )
 
+    def warn_unresolvable(self) -> None:
+        """Say, on each test the plan cannot resolve at the traffic seen, what it would take.
+
+        The canary's requests per weight-percent-second at this step, times what the rest of
+        the plan can show (engine/plan.py), is the most evidence the rollout can still gather.
+        """
+        weight, spent = self.st.canary_weight, self.elapsed(self.st.step_started_at)
+        if not self.tested or self.st.last_analysis_at != self.now or weight <= 0 or spent <= 0:
+            return
+        rate = self.st.step_samples / (weight * spent)
+        ahead = rate * weighted_seconds_left(self.spec.analysis, self.st.current_step, spent)
+        warned = []
+        for e in self.st.evidence:
+            reachable = e.canary_total + ahead
+            if e.verdict is Verdict.FAIL or (e.needed is not None and e.needed <= reachable):
+                continue
+            need = "no sample can" if e.needed is None else f"{e.needed:,.0f} are needed"
+            warning = (
+                f"; at the traffic seen ({rate * weight:.3g} canary requests/s at {weight}%) the "
+                f"plan can reach about {reachable:,.0f} canary requests and {need} to resolve "
+                "this limit: more traffic, a longer progressDeadline or a larger "
+                "sequential.detect would"
+            )
+            warned.append(e.model_copy(update={"message": e.message + warning}))
+        if warned:
+            names = {w.name for w in warned}
+            self.set(evidence=[*[e for e in self.st.evidence if e.name not in names], *warned])
+            self.set(evidence=sorted(self.st.evidence, key=lambda e: e.name))
+
     def evidence_rejects(self) -> bool:
         """Feed this reading's counts to the sequential tests; roll back on a rejection."""
         settings = self.spec.analysis.sequential
@@ -388,7 +423,8 @@ class _Tick:
             self.obs.counts,
             self.obs.count_queries,
             self.obs.objectives,
-            self.obs.tolerances,
+            self.obs.amounts,
+            self.obs.untestable,
         )
         self.set(evidence=updated.evidence)
         if updated.rejected:
@@ -492,7 +528,8 @@ class _Tick:
                 self.note("StepPause", f"holding at {weight}% for {pause:g}s")
                 return
         last = self.st.current_step >= len(self.plan.weights)
-        if last and self.tested and (missing := unresolved(self.spec, self.st.evidence)):
+        missing = unresolved(self.spec, self.st.evidence, skip=set(self.obs.untestable))
+        if last and self.tested and missing:
             self.note(
                 "WaitingForEvidence",
                 f"holding at {weight}% until every test has the sample that resolves its "

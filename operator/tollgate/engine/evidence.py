@@ -14,13 +14,24 @@ every limit is ever rolled back by the analysis stays under alpha, however often
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from tollgate.api.analysis import SequentialSpec
+from tollgate.api.metrics import MetricPreset
 from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import EvidenceKind, EvidenceStatus, Verdict
-from tollgate.engine.sequential import Batch, Evidence, LimitTest, SequentialTest, grid_for
+from tollgate.engine.objectives import stable_key
+from tollgate.engine.plan import weighted_seconds_left
+from tollgate.engine.sequential import (
+    Amount,
+    Batch,
+    Evidence,
+    LimitTest,
+    MeanTest,
+    SequentialTest,
+    grid_for,
+)
 
 LIMIT = ".max"
 
@@ -34,9 +45,12 @@ class PlannedTest:
     counts: str
     share: float | None = None  # a limit test: the highest bad share the limit allows
     points: float | None = None  # errorRate relative: tolerated increase of the error share
+    mean: float | None = None  # a mean test: the highest mean per request (cost)
 
     @property
     def kind(self) -> EvidenceKind:
+        if self.mean is not None:
+            return EvidenceKind.MEAN
         return EvidenceKind.RELATIVE if self.share is None else EvidenceKind.LIMIT
 
 
@@ -47,8 +61,11 @@ def planned_tests(spec: RolloutSpec) -> tuple[PlannedTest, ...]:
         return ()
     tests: list[PlannedTest] = []
     cost = c.cost_per_request
-    if cost is not None and cost.max_increase_percent is not None:
+    if cost is not None and cost.max_increase_percent is not None and answer_lengths(spec):
         tests.append(PlannedTest("costPerRequest", "costPerRequest", "costPerRequest"))
+    if cost is not None and cost.max_per_request is not None and cost.max_per_request > 0:
+        name = "costPerRequest" + LIMIT
+        tests.append(PlannedTest(name, "costPerRequest", name, mean=cost.max_per_request))
     if c.error_budget is not None:
         b = c.error_budget
         allowed = min(1.0, b.max_burn_rate * (1 - b.objective_percent / 100))
@@ -73,6 +90,15 @@ def planned_tests(spec: RolloutSpec) -> tuple[PlannedTest, ...]:
         if latency.max_milliseconds is not None:
             tests.append(PlannedTest(name + LIMIT, name, name + LIMIT, 1 - latency.quantile))
     return tuple(tests)
+
+
+def answer_lengths(spec: RolloutSpec) -> bool:
+    """Whether the metrics have a histogram of output tokens per request, which cost's test
+    counts: every preset but plain `prometheus` has one, and `names` can name it (the adapter's
+    families say the same; a test keeps them in step). Without it cost is judged per window."""
+    names = spec.metrics.names
+    named = names is not None and names.output_tokens_per_request is not None
+    return named or spec.metrics.preset is not MetricPreset.PROMETHEUS
 
 
 def tests_of(spec: RolloutSpec, check: str) -> tuple[PlannedTest, ...]:
@@ -112,6 +138,9 @@ def _rate(bad: float, total: float) -> str:
 
 def counts_text(e: EvidenceStatus) -> str:
     """The counts the test has seen: the canary's, and for a relative test the stable's."""
+    if e.kind is EvidenceKind.MEAN:
+        each = f" ({e.canary_bad / e.canary_total:.4g} per request)" if e.canary_total else ""
+        return f"canary cost {e.canary_bad:.4g} over {e.canary_total:g} requests{each}"
     canary = f"canary {_rate(e.canary_bad, e.canary_total)}"
     if e.kind is EvidenceKind.LIMIT:
         return canary
@@ -124,15 +153,24 @@ def null_text(e: EvidenceStatus) -> str:
         return ""
     if e.kind is EvidenceKind.LIMIT:
         return f"bad share <= {100 * e.null:.4g}%"
+    if e.kind is EvidenceKind.MEAN:
+        return f"mean cost per request <= {e.null:.4g}"
     return f"canary/stable bad rate <= {e.null:.4g}"
 
 
 def objective_text(e: EvidenceStatus) -> str:
+    """Which requests count as bad: over the canary's bound (and the stable's, when apart)."""
     if e.objective is None:
         return ""
-    if e.name.startswith("costPerRequest"):
-        return f"answers over {e.objective:g} tokens"
-    return f"requests over {1000 * e.objective:.4g}ms"
+    tokens = e.name.startswith("costPerRequest")
+
+    def bound(value: float) -> str:
+        return f"{value:g} tokens" if tokens else f"{1000 * value:.4g}ms"
+
+    what = "answers" if tokens else "requests"
+    if e.stable_objective is None:
+        return f"{what} over {bound(e.objective)}"
+    return f"canary {what} over {bound(e.objective)} vs stable's over {bound(e.stable_objective)}"
 
 
 def e_text(e_value: float, boundary: float) -> str:
@@ -175,21 +213,24 @@ def _state(before: EvidenceStatus | None, grid: Sequence[float]) -> Evidence:
     )
 
 
-def _psi0(planned: PlannedTest, before: EvidenceStatus | None, tolerance: float | None) -> float:
+def _psi0(planned: PlannedTest, before: EvidenceStatus | None) -> float:
     """The ratio of bad rates the tolerance allows, fixed before this reading's counts.
 
     For errorRate's tolerated points it is ``1 + points / stable share`` at the stable's share
-    seen so far (a predictable plug-in; an A/A canary is always inside it); for latency, TTFT
-    and cost it comes with the objective (the stable's histogram translated the tolerance).
+    seen so far (a predictable plug-in; an A/A canary is always inside it). For latency, TTFT
+    and cost it is 1: the tolerance lives in the pair of bounds (engine/objectives.py).
     """
-    if planned.points is not None:
-        if planned.points <= 0:
-            return 1.0
-        bad, total = (before.stable_bad, before.stable_total) if before else (0.0, 0.0)
-        return 1.0 + planned.points / ((bad + 0.5) / (total + 1.0))
-    if before is not None and before.null is not None:
-        return before.null
-    return tolerance if tolerance is not None and tolerance >= 1 else 1.0
+    if planned.points is None or planned.points <= 0:
+        return 1.0
+    bad, total = (before.stable_bad, before.stable_total) if before else (0.0, 0.0)
+    return 1.0 + planned.points / ((bad + 0.5) / (total + 1.0))
+
+
+def fixed_objectives(evidence: Sequence[EvidenceStatus]) -> dict[str, float]:
+    """The bounds the tests were fixed at, as the count reader takes them back."""
+    out = {e.name: e.objective for e in evidence if e.objective is not None}
+    out |= {stable_key(e.name): e.stable_objective for e in evidence if e.stable_objective}
+    return out
 
 
 def _verdict(
@@ -216,21 +257,47 @@ def update_evidence(
     counts: Mapping[str, Batch],
     queries: Mapping[str, str],
     objectives: Mapping[str, float],
-    tolerances: Mapping[str, float] | None = None,
+    amounts: Mapping[str, Amount] | None = None,
+    untestable: Mapping[str, str] | None = None,
 ) -> Updated:
-    """Feed one reading's counts to every test (their state comes from status)."""
+    """Feed one reading's counts (and amounts) to every test (their state comes from status)."""
     settings = spec.analysis.sequential
     alpha = split_alpha(spec)
     grid = grid_for(settings.min_effect)
     by_name = {e.name: e for e in kept}
     rejected: list[EvidenceStatus] = []
     for planned in planned_tests(spec):
+        why = (untestable or {}).get(planned.name)
+        if why is not None and planned.name not in by_name:
+            by_name[planned.name] = EvidenceStatus(
+                name=planned.name,
+                kind=planned.kind,
+                verdict=Verdict.INCONCLUSIVE,
+                message=f"not counted: {why}; this limit is judged on the analysis window",
+                e_value=1.0,
+                boundary=round(1 / alpha, 6),
+            )
+            continue
+        amount = (amounts or {}).get(planned.counts)
         batch = counts.get(planned.counts)
-        if batch is None:
+        if batch is None and amount is None:
             continue
         before = by_name.get(planned.name)
-        state = _state(before, grid)
-        if planned.share is not None:
+        if planned.mean is not None:
+            if amount is None:
+                continue
+            null = planned.mean
+            mt = MeanTest(null, alpha, min_samples=settings.min_samples)
+            state = mt.update(_state(before, mt.bets), amount)
+            rejects, boundary = mt.rejects(state), mt.boundary
+            e_value, seen = mt.e_value(state), state.canary_total
+            readings = mt.readings_needed(settings.detect)
+            fed = (before.readings if before else 0) + 1
+            needed = readings * state.canary_total / fed
+        elif batch is None:
+            continue
+        elif planned.share is not None:
+            state = _state(before, grid)
             null = planned.share
             lt = limit_test(settings, alpha, null)
             state = lt.update(state, batch)
@@ -238,7 +305,8 @@ def update_evidence(
             e_value, seen = lt.e_value(state), state.canary_total
             needed = lt.needed(settings.detect, settings.power)
         else:
-            null = _psi0(planned, before, (tolerances or {}).get(planned.name))
+            state = _state(before, grid)
+            null = _psi0(planned, before)
             rt = relative_test(settings, alpha, null)
             state = rt.update(state, batch)
             rejects, boundary = rt.rejects(state), rt.boundary
@@ -250,6 +318,11 @@ def update_evidence(
         )
         objective = (
             before.objective if before and before.objective else objectives.get(planned.counts)
+        )
+        stable_objective = (
+            before.stable_objective
+            if before and before.stable_objective
+            else objectives.get(stable_key(planned.counts))
         )
         by_name[planned.name] = EvidenceStatus(
             name=planned.name,
@@ -264,8 +337,10 @@ def update_evidence(
             stable_bad=state.stable_bad,
             stable_total=state.stable_total,
             objective=objective,
+            stable_objective=stable_objective if stable_objective != objective else None,
             null=round(null, 6),
-            needed=None if math.isinf(needed) else needed,
+            readings=(before.readings if before else 0) + 1,
+            needed=None if math.isinf(needed) else math.ceil(needed),
             log_e=list(state.log_e),
             carry=list(state.carry) if any(state.carry) else [],
         )
@@ -282,11 +357,16 @@ def _shares(state: Evidence) -> tuple[float, float]:
     return stable, (state.canary_total / n if n > 0 else 0.0)
 
 
-def unresolved(spec: RolloutSpec, evidence: Sequence[EvidenceStatus]) -> list[str]:
-    """The tests that have not yet seen the sample that resolves their limit, in words."""
+def unresolved(
+    spec: RolloutSpec, evidence: Sequence[EvidenceStatus], skip: Collection[str] = ()
+) -> list[str]:
+    """The tests that have not yet seen the sample that resolves their limit, in words
+    (``skip``: tests the metrics cannot count, whose limits the window judges)."""
     by_name = {e.name: e for e in evidence}
     out: list[str] = []
     for planned in planned_tests(spec):
+        if planned.name in skip:
+            continue
         e = by_name.get(planned.name)
         if e is None:
             out.append(f"{planned.name}: no counts yet")
@@ -295,3 +375,37 @@ def unresolved(spec: RolloutSpec, evidence: Sequence[EvidenceStatus]) -> list[st
         elif e.canary_total < e.needed:
             out.append(f"{planned.name}: {e.canary_total:,.0f} of {e.needed:,.0f} canary requests")
     return out
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Whether a limit test can be resolved by the plan at a given traffic."""
+
+    name: str
+    needed: float  # canary requests (inf: none suffice)
+    reachable: float  # canary requests the whole plan shows at that traffic
+
+    @property
+    def enough(self) -> bool:
+        return self.needed <= self.reachable
+
+
+def resolutions(spec: RolloutSpec, requests_per_second: float) -> list[Resolution]:
+    """For each limit test: the sample it needs and what the plan gives at this total traffic.
+
+    Relative tests are left out: what they need depends on the stable's rate, which only the
+    rollout sees (status shows it as ``needed``).
+    """
+    settings = spec.analysis.sequential
+    alpha = split_alpha(spec)
+    per_weight_second = requests_per_second / 100.0
+    reachable = per_weight_second * weighted_seconds_left(spec.analysis, 1, 0.0)
+    return [
+        Resolution(
+            t.name,
+            limit_test(settings, alpha, t.share).needed(settings.detect, settings.power),
+            reachable,
+        )
+        for t in planned_tests(spec)
+        if t.share is not None
+    ]

@@ -5,7 +5,7 @@ short form a `kubectl describe` or an alert shows: per check its verdict, the va
 sides, the statistic against its boundary, the samples, and the reason for the whole reading.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from tollgate.api.durations import seconds
@@ -24,9 +24,22 @@ class Report(NamedTuple):
     warning: bool
 
 
+WARNING = " (warning: "
+
+
 def check_line(c: CheckStatus) -> str:
+    """A check's verdict and values; a reading's warning is said once for the whole Event."""
     samples = f" [{c.canary_samples} vs {c.stable_samples} requests]"
-    return f"{c.name} {c.verdict.value}: {c.message}{samples}"
+    message = c.message.split(WARNING, 1)[0]
+    return f"{c.name} {c.verdict.value}: {message}{samples}"
+
+
+def warning_of(checks: Sequence[CheckStatus]) -> str:
+    """The first reading warning among the checks (they describe the same window)."""
+    for c in checks:
+        if WARNING in c.message:
+            return c.message.split(WARNING, 1)[1].removesuffix(")")
+    return ""
 
 
 def evidence_line(e: EvidenceStatus) -> str:
@@ -56,9 +69,11 @@ def analysis_report(
     """The Event for one reading: thresholds when they were judged, tests that were fed."""
     verdicts: list[Verdict] = []
     lines: list[str] = []
+    note = ""
     if judged:
         lines += [check_line(c) for c in status.checks]
         verdicts += [c.verdict for c in status.checks]
+        note = warning_of(status.checks)
     fed = [e for e in status.evidence if e.name in counted or e.name.removesuffix(LIMIT) in counted]
     lines += [evidence_line(e) for e in fed]
     verdicts += [e.verdict for e in fed]
@@ -74,6 +89,8 @@ def analysis_report(
     else:
         reason, warning = "AnalysisPassed", False
     message = f"analysis at {weight}%: " + ("; ".join(lines) or "no check had data")
+    if note:
+        message += f"; note: {note}"
     if len(message) > EVENT_LIMIT:
         message = message[: EVENT_LIMIT - 30] + " ... (all of it in status)"
     return Report(reason, message, warning)

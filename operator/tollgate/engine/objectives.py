@@ -4,18 +4,24 @@ Counts can only be read at the bucket bounds a workload exposes. An absolute lim
 smallest bound at or above it: the share over that bound is at most the share over the limit,
 so the test never blames the canary for more than the limit says.
 
-A relative limit ("p95 at most 10% above stable") is a question about the whole tail, and
-the bound decides how much a regression shows: with the Python client's default buckets and a
-stable p95 of 0.25 s, a x2 slowdown moves the share over the 0.5 s bound from 3.7% to 5%, but
-the share over 0.25 s from 5% to 9%. So the bound is chosen from the stable's own histogram:
-among the bounds whose stable share above lies within a factor of four of ``1 - quantile``
-(near the quantile the user asked about), the one where a slowdown of ``SLOWDOWN`` times the
-tolerance gives the canary's count above it the most information per request (the Poisson
-Kullback-Leibler divergence between the slowed and the tolerated shares). The tolerance turns
-into the test's null ratio at that bound: ``S(b / (1 + r)) / S(b)``, the share a version
-slower by exactly the tolerance would have over ``b`` relative to the stable's, read from the
-stable's histogram (linear within a bucket, as ``histogram_quantile`` reads it). A canary
-identical to stable has ratio 1, inside every null, whatever the interpolation.
+A relative limit ("p95 at most 10% above stable") is a question about the tail, answered with
+two bounds, both read exactly, never interpolated: if the canary is at most ``t = 1 + r``
+times slower than stable (its latencies those of stable stretched by at most ``t``), its share
+over a bound ``hi`` is at most the stable's share over any ``lo <= hi / t``. So the test
+compares the canary's requests over ``hi`` with the stable's over ``lo``, under the null "no
+more often" (ratio 1): a canary within the tolerance, and an identical one, is inside the null
+whatever the histogram's shape. Which pair decides how much a regression shows: with the
+Python client's default buckets and a stable p95 of 0.25 s, a x2 slowdown moves the share over
+0.5 s only from 3.7% to 5%, but over 0.25 s from 5% to 9%. Among the stable's bounds ``lo``
+whose share above lies within a factor of four of ``1 - quantile`` (near the quantile the user
+asked about), each paired with the smallest ``hi >= lo * t``, the pair where a slowdown of
+``SLOWDOWN`` times the tolerance gives the canary's count the most information per request
+(the Poisson Kullback-Leibler divergence; the slowed share read from the stable's histogram,
+linear within a bucket, as ``histogram_quantile`` reads it: for ranking only) is chosen.
+
+A bound with (almost) all of the stable's requests on one side of it, or a pair a slowdown
+would not move, tells nothing; when every pair is like that (buckets much coarser than the
+tolerance), there is no objective and the limit is judged on its window instead.
 """
 
 import math
@@ -29,10 +35,18 @@ MIN_STABLE_BAD = 10.0  # stable requests above a candidate, for its share to be 
 
 @dataclass(frozen=True)
 class Objective:
-    """A chosen bound and, for a relative test, the null ratio the tolerance allows there."""
+    """The canary's bound and the stable's (equal when nothing is tolerated)."""
 
     bound: float
-    null_ratio: float = 1.0
+    stable_bound: float
+
+
+STABLE_SUFFIX = ":stable"
+
+
+def stable_key(test: str) -> str:
+    """Where a relative test's stable bound travels beside its (canary) bound."""
+    return test + STABLE_SUFFIX
 
 
 def limit_bound(bounds: list[float], limit: float) -> float | None:
@@ -65,7 +79,7 @@ def share_above(cumulative: Mapping[float, float], x: float) -> float:
 def relative_objective(
     cumulative: Mapping[float, float], quantile: float, increase: float
 ) -> Objective | None:
-    """The bound for a relative test, and its null ratio (module docstring: how and why).
+    """The pair of bounds for a relative test (module docstring: how and why).
 
     ``cumulative`` maps bucket bounds (with +Inf) to the stable's cumulative counts;
     ``increase`` is the tolerated increase as a fraction (0.1 for 10%).
@@ -75,24 +89,26 @@ def relative_objective(
         return None
     tolerance = 1.0 + increase
     target = 1.0 - quantile
-    best: tuple[float, float, float] | None = None  # (information, bound, null ratio)
-    nearest: tuple[float, float, float] | None = None  # (distance, bound, null ratio)
-    for bound, count in zip(bounds, counts, strict=True):
+    best: tuple[float, float, float] | None = None  # (information, lo, hi)
+    nearest: tuple[float, float, float] | None = None  # (distance, lo, hi)
+    for lo, count in zip(bounds, counts, strict=True):
         share = 1.0 - count / total
-        if share <= 0 or share * total < 1:
+        # a bound with (almost) every stable request on one side of it tells nothing
+        if min(share * total, count) < MIN_STABLE_BAD:
             continue
-        null = share_above(cumulative, bound / tolerance)
-        ratio = max(1.0, null / share)
+        hi = next((b for b in bounds if b >= lo * tolerance * (1 - 1e-9)), None)
+        if hi is None:
+            continue
+        slowed = share_above(cumulative, hi / (tolerance * SLOWDOWN))
+        information = slowed * math.log(slowed / share) - slowed + share if slowed > share else 0.0
+        if information <= 0:
+            continue
         distance = abs(math.log(share / target))
         if nearest is None or distance < nearest[0]:
-            nearest = (distance, bound, ratio)
-        if distance > math.log(NEAR) or share * total < MIN_STABLE_BAD:
-            continue
-        slowed = share_above(cumulative, bound / (tolerance * SLOWDOWN))
-        information = slowed * math.log(slowed / null) - slowed + null if null > 0 else 0.0
-        if best is None or information > best[0]:
-            best = (information, bound, ratio)
-    chosen = best if best is not None and best[0] > 0 else nearest
+            nearest = (distance, lo, hi)
+        if distance <= math.log(NEAR) and (best is None or information > best[0]):
+            best = (information, lo, hi)
+    chosen = best or nearest
     if chosen is None:
         return None
-    return Objective(chosen[1], round(chosen[2], 6))
+    return Objective(bound=chosen[2], stable_bound=chosen[1])

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tollgate.api.intents import Intent
-from tollgate.engine.sequential import Batch
+from tollgate.engine.sequential import Amount, Batch
 
 
 class GateState(StrEnum):
@@ -36,8 +36,10 @@ class Requirement:
 class MetricReading:
     """One check's values for the canary and the stable version over the analysis window.
 
-    ``error`` is set when the provider failed (timeout, HTTP error, bad query result); values
-    are then ignored. ``None`` or NaN values mean no data.
+    ``error`` is set when the provider failed (timeout, HTTP error, bad query result);
+    ``partial`` when it answered with part of the data missing (Prometheus' ``warnings``, as
+    Thanos and Cortex return): values are then ignored. ``None`` or NaN values mean no data.
+    ``warning`` notes a reading to take with care (a window under four scrapes).
     """
 
     check: str
@@ -47,6 +49,8 @@ class MetricReading:
     stable_samples: int = 0
     query: str | None = None
     error: str | None = None
+    partial: str | None = None
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,11 @@ class Observations:
     - ``counts``: per check, the requests and bad events of both versions since the previous
       reading (counter increments through resets), for the sequential tests and the burn
       rate; ``objectives``: the latency, TTFT and token bounds those counts were taken
-      against; ``tolerances``: for a relative test at such a bound, the ratio of bad rates
-      its tolerance allows there; ``count_queries``: the PromQL each check's counts were
-      read with.
+      against (a relative test's stable bound under ``stable_key(test)``); ``amounts``: per
+      mean test, both versions' requests and what they cost since the previous reading;
+      ``untestable``: tests the metrics cannot count (no bucket bound for the limit, or none
+      that tells the stable's requests apart), with why: their limits are judged on the
+      window; ``count_queries``: the PromQL each check's counts were read with.
     """
 
     revision: str | None
@@ -82,5 +88,6 @@ class Observations:
     requirement: Requirement | None = None
     counts: Mapping[str, Batch] = field(default_factory=dict)
     objectives: Mapping[str, float] = field(default_factory=dict)
-    tolerances: Mapping[str, float] = field(default_factory=dict)
+    amounts: Mapping[str, Amount] = field(default_factory=dict)
+    untestable: Mapping[str, str] = field(default_factory=dict)
     count_queries: Mapping[str, str] = field(default_factory=dict)

@@ -50,3 +50,28 @@ def plan_for(analysis: AnalysisSpec) -> StepPlan:
         for p in analysis.pauses or ()
     }
     return StepPlan(weights=weights, pauses=pauses)
+
+
+def weighted_seconds_left(analysis: AnalysisSpec, step: int, spent: float) -> float:
+    """What the rest of the plan can still show a canary: the sum over the remaining steps of
+    weight (percent) x seconds, each step lasting its analyses (and timed pause), the last one
+    up to the progress deadline, ``spent`` seconds of the current step already gone.
+
+    Times the canary's requests per weight-percent-second, it is the most evidence the plan
+    can still gather (pauses until resumed count as nothing).
+    """
+    plan = plan_for(analysis)
+    interval = seconds(analysis.interval)
+    total = 0.0
+    for at in range(max(1, step), len(plan.weights) + 1):
+        weight = plan.weight_at(at)
+        last = at == len(plan.weights)
+        length = max(
+            interval * analysis.analyses_per_step,
+            seconds(analysis.progress_deadline) if last else 0.0,
+        )
+        length += plan.pauses.get(weight) or 0.0
+        if at == step:
+            length = max(0.0, length - spent)
+        total += weight * length
+    return total

@@ -72,8 +72,49 @@ class Evidence:
         return cls(log_e=tuple(0.0 for _ in grid))
 
 
+class _Mixture:
+    """What every test here shares: the average of its alternatives' wealth against 1/alpha."""
+
+    alpha: float
+    min_samples: int
+
+    @property
+    def boundary(self) -> float:
+        """The e-value at which the null is rejected: 1/alpha."""
+        return 1.0 / self.alpha
+
+    def log_e_value(self, state: Evidence) -> float:
+        """The log of the mixture e-value (the plain average), without overflow."""
+        return _log_mean_exp(state.log_e)
+
+    def e_value(self, state: Evidence) -> float:
+        """The mixture e-value, capped at about 1e304 for display (a float cannot go further)."""
+        return math.exp(min(self.log_e_value(state), 700.0))
+
+    def seen(self, state: Evidence) -> float:
+        """Requests behind the evidence, for ``min_samples``: the canary's."""
+        return state.canary_total
+
+    def rejects(self, state: Evidence) -> bool:
+        """The null is rejected at false-alarm rate alpha (after ``min_samples`` requests)."""
+        enough = self.seen(state) >= self.min_samples
+        return enough and self.log_e_value(state) >= -math.log(self.alpha)
+
+
+def _counted(
+    state: Evidence, canary: float, bad: float, stable: float, stable_bad: float
+) -> Evidence:
+    return replace(
+        state,
+        canary_total=state.canary_total + canary,
+        canary_bad=state.canary_bad + bad,
+        stable_total=state.stable_total + stable,
+        stable_bad=state.stable_bad + stable_bad,
+    )
+
+
 @dataclass(frozen=True)
-class SequentialTest:
+class SequentialTest(_Mixture):
     """The test's settings: false-alarm rate, tolerated ratio, alternatives, minimum samples."""
 
     alpha: float = 0.01
@@ -89,22 +130,11 @@ class SequentialTest:
         if not self.grid or any(g <= 1 for g in self.grid):
             raise ValueError("grid multipliers must be > 1")
 
-    @property
-    def boundary(self) -> float:
-        """The e-value at which the null is rejected: 1/alpha."""
-        return 1.0 / self.alpha
-
     def update(self, state: Evidence, batch: Batch) -> Evidence:
         """The state after one more batch."""
         if len(state.log_e) != len(self.grid):
             state = Evidence.start(self.grid)
-        seen = Evidence(
-            state.log_e,
-            state.canary_total + batch.canary_total,
-            state.canary_bad + batch.canary_bad,
-            state.stable_total + batch.stable_total,
-            state.stable_bad + batch.stable_bad,
-        )
+        seen = replace(_counted(state, *_row(batch)), carry=(0.0, 0.0, 0.0, 0.0))
         pooled = Batch(*(c + b for c, b in zip(state.carry, _row(batch), strict=True)))
         if pooled.canary_total <= 0 or pooled.stable_total <= 0:
             return replace(seen, carry=_row(pooled))
@@ -122,18 +152,9 @@ class SequentialTest:
         )
         return replace(seen, log_e=log_e)
 
-    def log_e_value(self, state: Evidence) -> float:
-        """The log of the mixture e-value (the plain average over the grid), without overflow."""
-        return _log_mean_exp(state.log_e)
-
-    def e_value(self, state: Evidence) -> float:
-        """The mixture e-value, capped at about 1e304 for display (a float cannot go further)."""
-        return math.exp(min(self.log_e_value(state), 700.0))
-
-    def rejects(self, state: Evidence) -> bool:
-        """The canary is worse than psi0 times stable, at false-alarm rate alpha."""
-        enough = min(state.canary_total, state.stable_total) >= self.min_samples
-        return enough and self.log_e_value(state) >= -math.log(self.alpha)
+    def seen(self, state: Evidence) -> float:
+        """Requests per version behind the evidence: the fewer side's."""
+        return min(state.canary_total, state.stable_total)
 
     def needed(self, ratio: float, stable_share: float, theta: float, power: float) -> float:
         """Canary requests after which a canary whose bad rate is ``ratio`` times psi0 times
@@ -143,9 +164,11 @@ class SequentialTest:
         Bad events are Poisson: per canary request, ``rate_c`` of the canary's, each adding
         log(q1/q0), and ``rate_s`` of the stable's, each adding log((1-q1)/(1-q0)).
         """
-        if not (0 < theta < 1) or stable_share <= 0:
+        if not (0 < theta < 1) or stable_share <= 0 or stable_share * self.psi0 >= 1:
             return math.inf
-        rate_c = min(1.0, stable_share * self.psi0 * ratio)
+        # the canary's bad share under the alternative, closing in on 1 where ratio x psi0 x
+        # the stable's share would pass it
+        rate_c = _above(stable_share * self.psi0, ratio)
         rate_s = stable_share * (1 - theta) / theta
         q0 = _share(self.psi0, theta)
         moments = []
@@ -157,7 +180,7 @@ class SequentialTest:
 
 
 @dataclass(frozen=True)
-class LimitTest:
+class LimitTest(_Mixture):
     """An absolute limit as a question about the canary's own traffic: is its bad share > p0?
 
     Each canary request is bad (an error, slower than the objective, over the burn rate's
@@ -184,10 +207,6 @@ class LimitTest:
         if not self.grid or any(g <= 1 for g in self.grid):
             raise ValueError("grid multipliers must be > 1")
 
-    @property
-    def boundary(self) -> float:
-        return 1.0 / self.alpha
-
     def alternatives(self) -> tuple[float, ...]:
         """The alternative shares: p0 times each multiplier, closing in on 1 past it."""
         return tuple(_above(self.p0, m) for m in self.grid)
@@ -197,13 +216,7 @@ class LimitTest:
         if len(state.log_e) != len(self.grid):
             state = Evidence.start(self.grid)
         n, e = batch.canary_total, batch.canary_bad
-        seen = replace(
-            state,
-            canary_total=state.canary_total + n,
-            canary_bad=state.canary_bad + e,
-            stable_total=state.stable_total + batch.stable_total,
-            stable_bad=state.stable_bad + batch.stable_bad,
-        )
+        seen = _counted(state, n, e, batch.stable_total, batch.stable_bad)
         if n <= 0 or self.p0 >= 1:
             return seen
         log_e = tuple(
@@ -211,17 +224,6 @@ class LimitTest:
             for value, p1 in zip(state.log_e, self.alternatives(), strict=True)
         )
         return replace(seen, log_e=log_e)
-
-    def log_e_value(self, state: Evidence) -> float:
-        return _log_mean_exp(state.log_e)
-
-    def e_value(self, state: Evidence) -> float:
-        return math.exp(min(self.log_e_value(state), 700.0))
-
-    def rejects(self, state: Evidence) -> bool:
-        """The canary's bad share is above p0, at false-alarm rate alpha."""
-        enough = state.canary_total >= self.min_samples
-        return enough and self.log_e_value(state) >= -math.log(self.alpha)
 
     def needed(self, ratio: float, power: float) -> float:
         """Canary requests after which a canary ``ratio`` times worse than p0 is rejected with
@@ -235,6 +237,77 @@ class LimitTest:
             a, b = _log_ratio(self.p0, p1, 1.0, 1.0), _log_ratio(self.p0, p1, 0.0, 1.0)
             moments.append((p * a + (1 - p) * b, p * (1 - p) * (a - b) ** 2))
         return _needed(moments, self.alpha, power)
+
+
+@dataclass(frozen=True)
+class Amount:
+    """One reading's requests and what they cost, for both versions (money, not counts)."""
+
+    canary_requests: float
+    canary_amount: float
+    stable_requests: float = 0.0
+    stable_amount: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("canary_requests", "canary_amount", "stable_requests", "stable_amount"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite amount >= 0, not {value}")
+
+
+BETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.35, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class MeanTest(_Mixture):
+    """A limit on a mean (cost per request <= m) as a test of the canary's own requests.
+
+    A cost is not a count of independent bad events (an answer brings hundreds of tokens), so
+    it is tested by betting: each reading's mean cost per request ``x`` (the batch's cost over
+    its requests; each request's expected cost is at most ``m`` under the null, whatever their
+    number) multiplies the wealth by ``1 + lam * (x/m - 1)``. That factor is nonnegative for
+    any ``x >= 0`` and ``lam < 1`` and has expectation at most 1 under the null, so the average
+    over a fixed set of bets is a nonnegative supermartingale (Waudby-Smith and Ramdas, "
+    Estimating means of bounded random variables by betting", JRSS B 2024, for the method;
+    here only nonnegativity is needed). One bet per reading: the test gains with the number of
+    readings, not of requests.
+    """
+
+    limit: float
+    alpha: float = 0.01
+    bets: tuple[float, ...] = BETS
+    min_samples: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.limit > 0:
+            raise ValueError("the limit must be > 0")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be within (0, 1)")
+        if not self.bets or any(not 0 < b < 1 for b in self.bets):
+            raise ValueError("bets must be within (0, 1)")
+
+    def update(self, state: Evidence, amount: Amount) -> Evidence:
+        """The state after one reading (canary_bad holds the canary's cost so far)."""
+        if len(state.log_e) != len(self.bets):
+            state = Evidence.start(self.bets)
+        n, cost = amount.canary_requests, amount.canary_amount
+        seen = _counted(state, n, cost, amount.stable_requests, amount.stable_amount)
+        if n <= 0:
+            return seen
+        x = cost / n / self.limit
+        log_e = tuple(
+            min(LOG_CAP, v + math.log1p(b * (x - 1)))
+            for v, b in zip(state.log_e, self.bets, strict=True)
+        )
+        return replace(seen, log_e=log_e)
+
+    def readings_needed(self, ratio: float) -> float:
+        """Readings after which a canary costing ``ratio`` times the limit, with no noise, is
+        rejected: a lower bound on what noise will take (shown as an estimate)."""
+        target = -math.log(self.alpha) + math.log(len(self.bets))
+        gains = [math.log1p(b * (ratio - 1)) for b in self.bets]
+        best = max(gains)
+        return math.inf if best <= 0 else math.ceil(target / best)
 
 
 LOG_CAP = 1e6  # a log e-value past any boundary; keeps a zero-share limit finite

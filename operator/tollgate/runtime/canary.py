@@ -108,18 +108,16 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         now,
         wiring,
     )
-    observations = Observations(
-        revision=state.revision,
-        stable_revision=state.stable_revision,
-        target_ready=state.target_ready,
-        target_message=state.problem,
-        weight=weight,
-        metrics=analysis.readings,
-        counts=analysis.counts,
-        objectives=analysis.objectives,
-        count_queries=analysis.queries,
-        gates=gates,
-        intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
+    observations = analysis.observed(
+        Observations(
+            revision=state.revision,
+            stable_revision=state.stable_revision,
+            target_ready=state.target_ready,
+            target_message=state.problem,
+            weight=weight,
+            gates=gates,
+            intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
+        )
     )
     decision = decide(spec, status, observations, now, meta.get("generation"))
 

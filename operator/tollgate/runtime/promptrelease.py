@@ -137,21 +137,17 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
         now,
         wiring,
     )
-    observations = Observations(
+    world = Observations(
         revision=revision_of(publisher.candidate) if publisher.candidate is not None else None,
         stable_revision=revision_of(doc.versions[doc.stable]) if doc is not None else None,
         target_ready=publisher.candidate is not None,
         target_message=publisher.missing,
         weight=publisher.weight_of(doc) if doc is not None else None,
-        metrics=analysis.readings,
-        counts=analysis.counts,
-        objectives=analysis.objectives,
-        count_queries=analysis.queries,
         gates=gates,
         intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),
         requirement=requirement,
     )
-    decision = decide(spec, status, observations, now, meta.get("generation"))
+    decision = decide(spec, status, analysis.observed(world), now, meta.get("generation"))
 
     async def promote(_revision: str) -> None:
         await publisher.promote()

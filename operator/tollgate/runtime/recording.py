@@ -7,26 +7,30 @@ it; a decision made on a stale read loses with a 409 and is made again from a fr
 status cannot be written for another reason, only taking traffic off the canary is applied.
 """
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tollgate.adapters.kube.client import ConflictError, KubeError
 from tollgate.adapters.kube.resources import Resource
 from tollgate.adapters.kube.status import write_status
+from tollgate.adapters.metrics.batch import MetricsBatcher
+from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.queries import AnalysisRequest
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api.rollout import RolloutSpec
 from tollgate.api.status import ConditionStatus, RolloutStatus
 from tollgate.api.validation import SpecProblem
-from tollgate.engine import Decision, MetricReading
+from tollgate.engine import Decision, MetricReading, Observations
 from tollgate.engine.checks import rules_for
 from tollgate.engine.conditions import merge, with_invalid_spec
 from tollgate.engine.decision import Action, EventKind, Notify, Promote, SetWeight
+from tollgate.engine.evidence import fixed_objectives
 from tollgate.engine.schedule import counts_due, needs_metrics
-from tollgate.engine.sequential import Batch
+from tollgate.engine.sequential import Amount, Batch
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.reconcile")
@@ -144,7 +148,34 @@ class Analysis:
     readings: tuple[MetricReading, ...] | None = None
     counts: dict[str, Batch] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
+    amounts: dict[str, Amount] = field(default_factory=dict)
+    untestable: dict[str, str] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
+
+    def observed(self, world: Observations) -> Observations:
+        """``world`` (workloads, router, gates, request) with this tick's readings added.
+
+        The one place readings become observations: reconciles and ``tollgate analyze`` use it.
+        """
+        return dataclasses.replace(
+            world,
+            metrics=self.readings,
+            counts=self.counts,
+            objectives=self.objectives,
+            amounts=self.amounts,
+            untestable=self.untestable,
+            count_queries=self.queries,
+        )
+
+
+class Readers(Protocol):
+    """The two Prometheus readers an analysis needs (a :class:`Wiring` has both)."""
+
+    @property
+    def metrics(self) -> MetricsBatcher: ...
+
+    @property
+    def counts(self) -> CountReader: ...
 
 
 async def read_analysis(
@@ -152,7 +183,7 @@ async def read_analysis(
     status: RolloutStatus,
     request: Callable[[], AnalysisRequest],
     now: datetime,
-    wiring: Wiring,
+    readers: Readers,
 ) -> Analysis:
     """This tick's readings when an analysis is due, and counts when they are due.
 
@@ -165,21 +196,22 @@ async def read_analysis(
     if needs_metrics(spec, status, now):
         asked = request()
         try:
-            out.readings = await wiring.metrics.read(asked, now)
+            out.readings = await readers.metrics.read(asked, now)
         except Exception as exc:
             out.readings = tuple(MetricReading(r.name, error=str(exc)) for r in rules_for(spec))
     if counts_due(spec, status, now) and status.revision:
         asked = asked or request()
         starts = [status.step_started_at, status.last_analysis_at, status.last_count_at]
         baseline = max((t for t in starts if t is not None), default=None)
-        objectives = {e.name: e.objective for e in status.evidence if e.objective is not None}
+        objectives = fixed_objectives(status.evidence)
         try:
-            counted = await wiring.counts.read(asked, status.revision, objectives, now, baseline)
+            counted = await readers.counts.read(asked, status.revision, objectives, now, baseline)
         except Exception as exc:  # no evidence this tick; the thresholds still judge
             log.warning("%s: counts not read: %s", asked.key, exc)
         else:
             out.counts, out.objectives = counted.counts, counted.objectives
             out.queries = counted.queries
+            out.amounts, out.untestable = counted.amounts, counted.untestable
     return out
 
 

@@ -107,9 +107,11 @@ def rollout_status(
 
 
 def failing_checks(status: RolloutStatus) -> set[str]:
-    """Checks that judged the new version bad: a failed threshold or a rejecting sequential test."""
+    """Checks that judged the new version bad: a failed threshold or a rejecting sequential test
+    (a test of a check's absolute limit, ``<check>.max``, counts for its check)."""
     failed = {c.name for c in status.checks if c.verdict.value == "Fail"}
-    return failed | {e.name for e in status.evidence if e.e_value >= e.boundary}
+    tests = {e.name.removesuffix(".max") for e in status.evidence if e.e_value >= e.boundary}
+    return failed | tests
 
 
 TEMPLATE = "You answer questions about {product}.\nQuestion: {question}\n"

@@ -4,20 +4,28 @@ kopf reconciles each object in its own task. Each task asks :meth:`MetricsBatche
 readings; calls that arrive within a short window join one batch (:mod:`coalesce`), which is
 planned once (:func:`queries.plan`), queried concurrently, and answered to every caller.
 Prometheus load therefore grows with the number of metric families, not with the number of rollouts.
+
+A family whose answer flags a counter reset inside the window (a restarted pod) is read once
+more as raw samples, only for the rollouts concerned, and their counts are differenced sample
+by sample (:func:`queries.corrected`): restarts are rare, exact counts are not optional.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from tollgate.adapters.metrics.coalesce import Coalescer
-from tollgate.adapters.metrics.prometheus import PrometheusClient
+from tollgate.adapters.metrics.prometheus import PrometheusClient, Series
 from tollgate.adapters.metrics.queries import (
     AnalysisRequest,
     Answer,
+    FamilyQuery,
+    corrected,
     plan,
     readings,
     render_custom,
+    reset_members,
+    restarts,
 )
 from tollgate.engine.observations import MetricReading
 
@@ -59,11 +67,12 @@ class MetricsBatcher:
             except Exception as exc:
                 return exc
 
-        family_answers = await asyncio.gather(
+        first = await asyncio.gather(
             *(ask(q.group.address, q.text(), _timeout(q.members)) for q in queries)
         )
-        for query, answer in zip(queries, family_answers, strict=True):
+        for query, answer in zip(queries, first, strict=True):
             answers[id(query)] = answer
+        await self._correct_resets(queries, answers, at)
         out: dict[str, tuple[MetricReading, ...]] = {}
         for request in requests:
             custom: dict[str, tuple[Answer, Answer, str]] = {}
@@ -78,8 +87,55 @@ class MetricsBatcher:
             out[request.key] = readings(request, queries, answers, custom)
         return out
 
+    async def _correct_resets(
+        self, queries: list[FamilyQuery], answers: dict[int, Answer], at: datetime
+    ) -> None:
+        """Re-read as raw samples every family of the rollouts where a counter was reset.
 
-def _timeout(requests: list[AnalysisRequest]) -> float | None:
+        Every family of such a rollout, not only the one that showed it: a restart resets all
+        counters of a pod, and some (its 500s) may not show it themselves.
+        """
+        flagged = {
+            m.key
+            for q in queries
+            if isinstance(answer := answers[id(q)], list)
+            for m in reset_members(q, answer)
+        }
+        redo = [
+            (q, [m for m in q.members if m.key in flagged])
+            for q in queries
+            if isinstance(answers[id(q)], list) and any(m.key in flagged for m in q.members)
+        ]
+        if not redo:
+            return
+
+        async def raw(
+            query: FamilyQuery, members: list[AnalysisRequest]
+        ) -> list[Series] | Exception:
+            self.queries_sent += 1
+            try:
+                return await self._clients(query.group.address).matrix(
+                    query.raw(members), at, _timeout(members)
+                )
+            except Exception as exc:
+                return exc
+
+        read = await asyncio.gather(*(raw(q, members) for q, members in redo))
+        seen = restarts(
+            ((q, r) for (q, _), r in zip(redo, read, strict=True) if not isinstance(r, Exception)),
+            at,
+        )
+        for (query, members), series in zip(redo, read, strict=True):
+            answer = answers[id(query)]
+            assert isinstance(answer, list)
+            answers[id(query)] = (
+                series
+                if isinstance(series, Exception)
+                else corrected(query, answer, members, series, at, seen)
+            )
+
+
+def _timeout(requests: Sequence[AnalysisRequest]) -> float | None:
     """The shortest timeout any member asked for (None: the client's default)."""
     limits = [r.timeout for r in requests if r.timeout is not None]
     return min(limits) if limits else None

@@ -9,8 +9,9 @@ restart the first reading is a snapshot again, which loses at most one reading's
 
 Latency and TTFT become counts of requests over an objective, a bucket bound fixed at the
 rollout's first reading: for the absolute limit's test (``latency.max``) the smallest bound at
-or above the limit; for the relative test the bound chosen from the stable's histogram where a
-slowdown shows most, with the null ratio its tolerance allows there (engine/objectives.py).
+or above the limit; for the relative test a pair, the canary's bound and the stable's, chosen
+from the stable's histogram where a slowdown shows most (engine/objectives.py). The stable
+bound travels in the objectives under ``stable_key(check)``.
 Cost becomes requests whose answer is longer than a bound near the stable's median (from a
 histogram of output tokens per request, when the metrics have one). Any objective fixed
 independently of what the canary does next keeps the test valid.
@@ -35,8 +36,11 @@ from tollgate.adapters.metrics.queries import (
     GroupKey,
 )
 from tollgate.engine.evidence import LIMIT
-from tollgate.engine.objectives import limit_bound, relative_objective
-from tollgate.engine.sequential import Batch, increments
+from tollgate.engine.objectives import limit_bound, relative_objective, stable_key
+from tollgate.engine.sequential import Amount, Batch, increments
+
+COST = "costPerRequest" + LIMIT
+TOKENS = (COST + ":input", COST + ":output")  # requests and each kind of token, for the cost
 
 SeriesKey = frozenset[tuple[str, str]]
 
@@ -47,8 +51,9 @@ class CountReading:
 
     counts: dict[str, Batch] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
-    tolerances: dict[str, float] = field(default_factory=dict)
+    amounts: dict[str, Amount] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    untestable: dict[str, str] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
 
 
@@ -160,10 +165,14 @@ class CountReader:
                 for totals, bads in before.values()
                 for k, v in (*totals.items(), *bads.items())
             }
-        self._last[request.key] = (revision, current)
+        # Series of a family that failed this time keep their last value: the next reading
+        # then counts from it, not from zero (which would count their whole history at once).
+        kept = last if known_revision == revision else {}
+        self._last[request.key] = (revision, {**kept, **current})
         if previous is None:
             return out
         label = request.version_label or WORKLOAD_LABEL
+        tokens: dict[str, tuple[float, float, float, float]] = {}
         for check, (totals, bads) in tables.items():
             by_version: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
             for key, value in totals.items():
@@ -172,7 +181,18 @@ class CountReader:
                 by_version[_version(key, label)][1] += _increase(previous, key, value)
             cn, cb = by_version.get(request.canary, [0.0, 0.0])
             sn, sb = by_version.get(request.stable, [0.0, 0.0])
-            out.counts[check] = Batch(cn, min(cb, cn), sn, min(sb, sn))
+            if check in TOKENS:
+                tokens[check] = (cn, cb, sn, sb)
+            else:
+                out.counts[check] = Batch(cn, min(cb, cn), sn, min(sb, sn))
+        cost = request.checks.cost_per_request
+        if cost is not None and all(t in tokens for t in TOKENS):
+            (cn, cin, sn, sin), (_, cout, _, sout) = tokens[TOKENS[0]], tokens[TOKENS[1]]
+            price_in = cost.pricing.input_per_million_tokens / 1e6
+            price_out = cost.pricing.output_per_million_tokens / 1e6
+            out.amounts[COST] = Amount(
+                cn, cin * price_in + cout * price_out, sn, sin * price_in + sout * price_out
+            )
         return out
 
     async def _batched(
@@ -238,6 +258,14 @@ def _wanted(request: AnalysisRequest) -> dict[str, tuple[Family | None, Family |
     cost = c.cost_per_request
     if cost is not None and cost.max_increase_percent is not None and fam.answer_lengths:
         wanted["costPerRequest"] = (fam.answer_lengths, None)
+    if (
+        cost is not None
+        and cost.max_per_request is not None
+        and fam.input_tokens
+        and fam.output_tokens
+    ):
+        wanted[TOKENS[0]] = (fam.requests, fam.input_tokens)
+        wanted[TOKENS[1]] = (fam.requests, fam.output_tokens)
     return wanted
 
 
@@ -253,6 +281,12 @@ def _described(
             out[check] = f"{raw_query(request, total)} (bad: +Inf minus the objective's bucket)"
         elif bad is not None:
             out[check] = f"bad: {raw_query(request, bad)}; total: {raw_query(request, total)}"
+    if all(t in out for t in TOKENS):
+        requests = wanted[TOKENS[0]][0]
+        used = [f for f in (wanted[TOKENS[0]][1], wanted[TOKENS[1]][1], requests) if f]
+        out[COST] = "tokens and requests: " + "; ".join(raw_query(request, f) for f in used)
+        for t in TOKENS:
+            del out[t]
     return out
 
 
@@ -283,8 +317,12 @@ def _tables(
                 objective = _objective(request, check, total_samples, label, out)
             if objective is None:
                 continue
+            stable_bound = objectives.get(stable_key(check), out.objectives.get(stable_key(check)))
             out.objectives[check] = objective
-            tables[check] = _over_objective(total_samples, objective)
+            if stable_bound is not None:
+                out.objectives[stable_key(check)] = stable_bound
+            bounds = {request.canary: objective, request.stable: stable_bound or objective}
+            tables[check] = _over_objective(total_samples, bounds, label, check)
         else:
             bad_samples = answers.get(bad_family) if bad_family is not None else []
             assert isinstance(bad_samples, list)
@@ -318,8 +356,8 @@ def _objective(
 ) -> float | None:
     """The test's bucket bound, chosen at its first reading (engine/objectives.py says how).
 
-    A relative test's null ratio goes to ``out.tolerances``; an absolute limit above every
-    finite bound cannot be counted, and says so in ``out.errors``.
+    A relative test's stable bound goes to ``out.objectives[stable_key(check)]``; a limit the
+    buckets cannot count says why in ``out.untestable``.
     """
     stable: dict[float, float] = defaultdict(float)
     bounds: set[float] = set()
@@ -338,7 +376,7 @@ def _objective(
             return None
         over = limit_bound(sorted(bounds), limit.max_milliseconds / 1000.0)
         if over is None:
-            out.errors[check] = (
+            out.untestable[check] = (
                 f"no bucket bound at or above {limit.max_milliseconds:g}ms: add one to the "
                 "histogram to count requests over the limit"
             )
@@ -353,31 +391,36 @@ def _objective(
         quantile_, increase = latency.quantile, latency.max_increase_percent or 0.0
     chosen = relative_objective(stable, quantile_, increase / 100.0)
     if chosen is None:
+        out.untestable[check] = (
+            "no bucket bound separates the stable's requests where a change would show "
+            "(too few stable requests, or buckets too coarse): finer buckets make it countable"
+        )
         return None
-    out.tolerances[check] = chosen.null_ratio
+    out.objectives[stable_key(check)] = chosen.stable_bound
     return chosen.bound
 
 
 def _over_objective(
-    samples: list[Sample], objective: float
+    samples: list[Sample], bounds: Mapping[str, float], label: str, check: str
 ) -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
-    """Per series: requests (the +Inf bucket) and requests over the objective (+Inf - le=T)."""
+    """Per series: requests (the +Inf bucket) and requests over its version's bound (+Inf -
+    le=bound). Roles carry the check, so two tests of one histogram never share a series."""
     totals: dict[SeriesKey, float] = {}
     under: dict[SeriesKey, float] = {}
+    total_role, bad_role = ("__role__", f"total:{check}"), ("__role__", f"bad:{check}")
     for s in samples:
         le = s.labels.get("le")
-        if le is None or not math.isfinite(s.value):
+        bound = bounds.get(s.labels.get(label, ""))
+        if le is None or bound is None or not math.isfinite(s.value):
             continue
         base = frozenset((k, v) for k, v in s.labels.items() if k != "le")
-        bound = bucket_bound(le)
-        if math.isinf(bound):
-            totals[base | {("__role__", "total")}] = s.value
-        elif math.isclose(bound, objective):
+        at = bucket_bound(le)
+        if math.isinf(at):
+            totals[base | {total_role}] = s.value
+        elif math.isclose(at, bound):
             under[base] = s.value
     bads = {
-        key - {("__role__", "total")} | {("__role__", "bad")}: max(
-            0.0, value - under.get(key - {("__role__", "total")}, value)
-        )
+        key - {total_role} | {bad_role}: max(0.0, value - under.get(key - {total_role}, value))
         for key, value in totals.items()
     }
     return totals, bads
