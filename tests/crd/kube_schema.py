@@ -345,7 +345,9 @@ def _evaluate(entry: JSON, node: JSON, value: Any, old: Any, path: str) -> Itera
         "FieldValueForbidden": "Forbidden",
         "FieldValueDuplicate": "Duplicate",
     }.get(str(entry.get("reason")), "Invalid")
-    yield Finding(where, kind, f'Invalid value: "{_json_type(value)}": {message}')
+    # the server shows a scalar's value, and no value for an object or a list
+    shown = "" if isinstance(value, (dict, list)) else f"{_compact(value)}: "
+    yield Finding(where, kind, f"Invalid value: {shown}{message}")
 
 
 def _cel_findings(node: JSON, value: Any, old: Any, path: str) -> Iterator[Finding]:
@@ -468,9 +470,37 @@ def _required(
                 yield ValidationError(name)  # the message is the field, see _translate
 
 
+def _bound(upper: bool) -> Callable[[Any, Any, Any, JSON], Iterator[ValidationError]]:
+    """minimum or maximum as kube-openapi checks them: an integer value (JSON ``0``, not
+    ``0.0``) is compared with the bound truncated to an integer, so ``0`` passes
+    ``minimum: 0.5``; the message shows the truncated bound. A CEL rule must back such bounds.
+    """
+
+    def check(validator: Any, limit: Any, instance: Any, schema: JSON) -> Iterator[ValidationError]:
+        if not validator.is_type(instance, "number"):
+            return
+        if isinstance(instance, int) and not isinstance(instance, bool):
+            limit = int(limit)
+        exclusive = schema.get("exclusiveMaximum" if upper else "exclusiveMinimum") is True
+        if upper:
+            failed = instance >= limit if exclusive else instance > limit
+        else:
+            failed = instance <= limit if exclusive else instance < limit
+        if failed:
+            yield ValidationError(f"{instance} is out of bounds", validator_value=limit)
+
+    return check
+
+
 # jsonschema types extend() loosely; the result is a Draft 4 validator class.
 KubeValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
-    Draft4Validator, {"pattern": _pattern, "required": _required}
+    Draft4Validator,
+    {
+        "pattern": _pattern,
+        "required": _required,
+        "minimum": _bound(upper=False),
+        "maximum": _bound(upper=True),
+    },
 )
 
 
@@ -501,6 +531,11 @@ def _for_jsonschema(node: Any) -> Any:
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _compact(value: Any) -> str:
+    """A value as Go's encoding/json writes it (the server's Duplicate value messages)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _translate(error: ValidationError) -> Finding:
@@ -606,9 +641,9 @@ def _list_type_findings(node: JSON, value: Any, path: str) -> Iterator[Finding]:
         seen: set[str] = set()
         for i, item in enumerate(value):
             if list_type == "set":
-                ident = _show(item)
+                ident = _compact(item)
             elif list_type == "map" and isinstance(item, dict):
-                ident = _show({k: item.get(k) for k in keys})
+                ident = _compact({k: item.get(k) for k in keys})
             else:
                 continue
             if ident in seen:
@@ -945,8 +980,19 @@ def _check_default(node: JSON, path: str, errors: list[str], *, status: bool) ->
     if default is None and not node.get("nullable"):
         errors.append(f"{where}.default: Invalid value: null default of a non-nullable field")
         return
-    value = apply_defaults(node, default)
-    for finding in schema_findings(node, value, path):
+    found = len(errors)
+    # The server validates a default as written, without filling the defaults nested in it
+    # (apiextensions-apiserver, schema/defaulting/validation.go): so must every rule.
+    for finding in schema_findings(node, default, path):
         errors.append(f"{where}.default: Invalid value: {finding}")
-    for problem in cel_errors(node, value):
+    for problem in cel_errors(node, default):
         errors.append(f"{where}.default: Invalid value: {problem}")
+    if len(errors) > found:
+        return
+    # Project rule: filled in, the default is an object the server admits (so a spec that
+    # leaves the section out is accepted), which the server does not check by itself.
+    filled = apply_defaults(node, default)
+    for finding in schema_findings(node, filled, path):
+        errors.append(f"{where}.default (filled in): Invalid value: {finding}")
+    for problem in cel_errors(node, filled):
+        errors.append(f"{where}.default (filled in): Invalid value: {problem}")

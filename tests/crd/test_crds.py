@@ -234,6 +234,9 @@ def _broken(mutate: str) -> JSON:
         analysis["properties"]["stepWeight"]["default"] = 0
     elif mutate == "default-breaks-cel":
         analysis["properties"]["progressDeadline"]["default"] = "10s"
+    elif mutate == "default-lacks-a-field":
+        rule = "duration(self.progressDeadline) > duration(self.interval)"
+        analysis["x-kubernetes-validations"][2]["rule"] = rule
     elif mutate == "no-description":
         del spec["properties"]["suspend"]["description"]
     elif mutate == "map-key-optional":
@@ -274,6 +277,7 @@ BROKEN = {
     "unbounded-string-in-list": "spec.gates[*].name: string in a list or map reachable",
     "bad-default": "spec.analysis.stepWeight.default: Invalid value",
     "default-breaks-cel": "progressDeadline must be longer than interval",
+    "default-lacks-a-field": "spec.analysis.default: Invalid value: <root>: rule",
     "no-description": "spec.suspend: property has no description",
     "map-key-optional": "'name' must be required or defaulted",
     "set-of-objects": "set lists need scalar or atomic items",
@@ -340,9 +344,7 @@ def test_numbers_reach_cel_as_doubles() -> None:
         "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "min>max"}],
     }
     assert cel_errors(schema, {"min": 1, "max": 2.5}) == []
-    assert cel_errors(schema, {"min": 3, "max": 2.5}) == [
-        '<root>: Invalid value: "object": min>max'
-    ]
+    assert cel_errors(schema, {"min": 3, "max": 2.5}) == ["<root>: Invalid value: min>max"]
 
 
 def test_a_rule_that_cannot_run_is_an_error_naming_it() -> None:
@@ -359,7 +361,7 @@ def test_a_rule_that_cannot_run_is_an_error_naming_it() -> None:
 def test_rules_of_absent_fields_do_not_run() -> None:
     schema = {"type": "object", "properties": {"a": _tiny("false")}}
     assert cel_errors(schema, {}) == []
-    assert cel_errors(schema, {"a": [1]}) == ['a: Invalid value: "array": failed: false']
+    assert cel_errors(schema, {"a": [1]}) == ["a: Invalid value: failed: false"]
 
 
 def test_transition_rules_run_only_on_update() -> None:
@@ -369,9 +371,7 @@ def test_transition_rules_run_only_on_update() -> None:
         "x-kubernetes-validations": [{"rule": "self.a >= oldSelf.a", "message": "no decrease"}],
     }
     assert cel_errors(schema, {"a": 1}) == []
-    assert cel_errors(schema, {"a": 1}, old={"a": 2}) == [
-        '<root>: Invalid value: "object": no decrease'
-    ]
+    assert cel_errors(schema, {"a": 1}, old={"a": 2}) == ["<root>: Invalid value: no decrease"]
 
 
 def test_defaults_fill_nested_defaults_and_drop_nulls() -> None:

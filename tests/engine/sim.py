@@ -104,6 +104,7 @@ class World:
     now: datetime = T0
     router_broken: bool = False
     promotion_stuck: bool = False
+    gone: bool = False  # the target was deleted
     intents: int = 0
     requirement: str | None = None  # a RequirementState value: the code a prompt needs
     log: list[Decision] = field(default_factory=list)
@@ -121,8 +122,10 @@ class World:
             self.intents += 1
             request = Intent(IntentKind(intent), f"{intent}@{self.intents}")
         return Observations(
-            revision=self.revision,
+            revision=None if self.gone else self.revision,
             stable_revision=self.stable,
+            target_gone=self.gone,
+            target_message="Deployment app not found" if self.gone else None,
             target_ready=self.ready,
             weight=None if self.router_broken else self.weight,
             metrics=readings(metrics),
@@ -138,7 +141,12 @@ class World:
         for action in decision.actions:
             if isinstance(action, SetWeight) and not self.router_broken:
                 self.weight = action.weight
-            elif isinstance(action, Promote) and not self.promotion_stuck:
+            elif (
+                isinstance(action, Promote)
+                and not self.promotion_stuck
+                and not self.gone
+                and action.revision == self.revision  # the adapter promotes only this template
+            ):
                 self.stable = action.revision
         self.status = decision.status
         self.log.append(decision)

@@ -207,20 +207,81 @@ def test_stuck_promotion_keeps_asking_and_keeps_the_weight() -> None:
     assert (d.status.phase, d.status.stable_revision) == (Phase.SUCCEEDED, "rev2")
 
 
-def test_new_revision_waits_for_a_running_promotion() -> None:
+def test_a_new_revision_during_a_stuck_promotion_gets_no_traffic_and_starts_over() -> None:
     world = at_step_one(analysis={"stepWeights": [5], "maxWeight": None})
     world.promotion_stuck = True
     world.tick(after=30, metrics="pass")
+    world.revision = "rev3"  # GitOps moved the target on: the canary Service now selects rev3
+    world.promotion_stuck = False
+    d = world.tick(after=5)
+    assert (d.status.phase, d.status.revision, d.status.canary_weight) == (
+        Phase.PROGRESSING,
+        "rev3",
+        0,
+    )
+    assert SetWeight(0) in d.actions
+    assert Promote("rev2") not in d.actions
+    assert "rev2 was not promoted" in d.message
+    assert world.stable == "rev1"
+
+
+def test_a_promotion_that_landed_completes_although_the_target_moved_on() -> None:
+    world = at_step_one(analysis={"stepWeights": [5], "maxWeight": None})
+    d = world.tick(after=30, metrics="pass")
+    assert d.status.phase is Phase.PROMOTING
+    assert world.stable == "rev2"
     world.revision = "rev3"
     d = world.tick(after=5)
-    assert d.status.phase is Phase.PROMOTING
-    assert d.status.revision == "rev2"
-    world.promotion_stuck = False
-    world.tick(after=5)  # primary now runs rev2
-    d = world.tick(after=5)
-    assert (d.status.phase, d.status.stable_revision) == (Phase.SUCCEEDED, "rev2")
+    assert (d.status.phase, d.status.stable_revision, d.status.canary_weight) == (
+        Phase.SUCCEEDED,
+        "rev2",
+        0,
+    )
     d = world.tick(after=5)
     assert (d.status.phase, d.status.revision) == (Phase.PROGRESSING, "rev3")
+
+
+def test_a_promotion_that_never_lands_is_rolled_back_at_the_deadline() -> None:
+    world = at_step_one(analysis={"stepWeights": [5], "maxWeight": None, "progressDeadline": "2m"})
+    world.promotion_stuck = True
+    d = world.tick(after=30, metrics="pass")
+    assert d.status.phase is Phase.PROMOTING
+    d = world.tick(after=119)
+    assert d.status.phase is Phase.PROMOTING
+    d = world.tick(after=2)
+    assert (d.status.phase, d.reason, d.status.canary_weight) == (
+        Phase.ROLLING_BACK,
+        "PromotionStalled",
+        0,
+    )
+    assert SetWeight(0) in d.actions
+    assert any(isinstance(a, Notify) and a.warning for a in d.actions)
+    assert world.tick(after=5).status.phase is Phase.ROLLED_BACK
+
+
+@pytest.mark.parametrize("promoting", [False, True])
+def test_a_deleted_target_is_rolled_back_at_once(promoting: bool) -> None:
+    world = at_step_one(analysis={"stepWeights": [5], "maxWeight": None})
+    if promoting:
+        world.promotion_stuck = True
+        assert world.tick(after=30, metrics="pass").status.phase is Phase.PROMOTING
+    world.gone = True
+    d = world.tick(after=5)
+    assert (d.status.phase, d.reason, d.status.canary_weight) == (
+        Phase.ROLLING_BACK,
+        "TargetNotFound",
+        0,
+    )
+    assert SetWeight(0) in d.actions
+    assert "Deployment app not found" in d.message
+    assert world.tick(after=5).status.phase is Phase.ROLLED_BACK
+
+
+def test_an_unreadable_target_is_not_a_deleted_one() -> None:
+    world = at_step_one()
+    world.revision = None  # type: ignore[assignment]  # read failed: no revision, not gone
+    d = world.tick(after=5)
+    assert (d.status.phase, d.status.canary_weight) == (Phase.PROGRESSING, 5)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from tests.runtime.world import World, stable_and_canary, world
 from tollgate.api.status import Phase
 from tollgate.runtime.canary import reconcile_canary
 from tollgate.testing import scenario
-from tollgate.testing.scenario import CANARIES, NS, ROUTES
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
 
 pytestmark = pytest.mark.integration
 
@@ -324,3 +324,36 @@ async def test_the_canary_burning_its_error_budget_is_rolled_back() -> None:
         assert status.budget.query is not None
         assert status.budget.query.startswith('bad: label_replace(http_requests_total{code=~"5.."')
         assert status.failed_analyses == 0  # the thresholds had not failed four times yet
+
+
+async def test_a_deleted_target_takes_the_canary_weight_back_at_once() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        await w.run_until(lambda w: w.route_weight() == 10)
+        w.api.delete(DEPLOYMENTS, NS, "app")
+        await w.tick(1)
+        assert w.route_weight() == 0
+        await w.tick(1)
+        status = w.status()
+        assert (status.phase, status.reason) == (Phase.ROLLED_BACK, "TargetNotFound")
+        assert "Deployment app not found" in (status.message or "")
+        reasons = [e["reason"] for e in w.api.list_objects("events", NS)]
+        assert "TargetNotFound" in reasons
+
+
+async def test_a_revision_landing_during_a_failed_promotion_gets_no_traffic() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        analysed = w.status().revision
+        w.api.fail_next("PUT", f"{DEPLOYMENTS}/app-primary", status=500, times=100)
+        await w.run_until(lambda w: w.status().phase is Phase.PROMOTING)
+        assert w.route_weight() == 20
+        w.release("app:3")  # GitOps lands a new revision; the canary Service selects it
+        await w.tick(5)
+        status = w.status()
+        assert status.revision != analysed
+        assert (status.phase, status.canary_weight, w.route_weight()) == (Phase.PROGRESSING, 0, 0)
+        assert f"{analysed} was not promoted" in (status.message or "")
+        primary = w.api.get(DEPLOYMENTS, NS, "app-primary")
+        assert primary is not None
+        assert primary["spec"]["template"]["spec"]["containers"][0]["image"] != "app:2"

@@ -115,7 +115,11 @@ class AnalysisSpec(ApiModel):
                     "self.stepWeights.all(w, w <= self.maxWeight)",
                     "every stepWeights entry must be at most maxWeight",
                 ),
+                # The server checks a default as written, without its nested defaults: a rule
+                # over defaulted fields must hold where they are absent (they never are in an
+                # admitted object, which is defaulted before the rules run).
                 cel(
+                    "!has(self.progressDeadline) || !has(self.interval) || "
                     "duration(self.progressDeadline) > duration(self.interval)",
                     "progressDeadline must be longer than interval",
                 ),

@@ -94,6 +94,9 @@ def structural(node: JSON, defs: JSON, *, keep_defaults: bool = True) -> JSON:
     for ext in _K8S_EXTENSIONS:
         if ext in node and ext not in out:
             out[ext] = node[ext]
+    fractional = _fractional_bounds_rule(out)
+    if fractional:
+        out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), fractional]
     unknown = (
         set(node)
         - set(out)
@@ -113,6 +116,30 @@ def structural(node: JSON, defs: JSON, *, keep_defaults: bool = True) -> JSON:
     if unknown:
         raise SchemaError(f"unsupported keywords {sorted(unknown)} in {node}")
     return out
+
+
+def _fractional_bounds_rule(out: JSON) -> JSON | None:
+    """A CEL rule restating a number's non-integral bounds, or None when it has none.
+
+    The API server compares an integer-valued JSON number with a bound truncated to an
+    integer: ``quantile: 0`` passes ``minimum: 0.5``. CEL sees the value as a double.
+    """
+    if out.get("type") != "number":
+        return None
+    parts, words = [], []
+    for key, op, strict_op, word, strict_word in (
+        ("minimum", ">=", ">", "at least", "more than"),
+        ("maximum", "<=", "<", "at most", "less than"),
+    ):
+        bound = out.get(key)
+        if bound is None or float(bound).is_integer():
+            continue
+        strict = out.get(f"exclusive{key.capitalize()}") is True
+        parts.append(f"self {strict_op if strict else op} {float(bound)!r}")
+        words.append(f"{strict_word if strict else word} {bound}")
+    if not parts:
+        return None
+    return {"rule": " && ".join(parts), "message": f"must be {' and '.join(words)}"}
 
 
 def _object(node: JSON, out: JSON, defs: JSON, keep_defaults: bool) -> None:

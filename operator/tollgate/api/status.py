@@ -283,8 +283,8 @@ class RolloutStatus(StatusModel):
     )
     step_started_at: datetime | None = Field(
         default=None,
-        description="When the current step began (restarted on resume); the progress deadline "
-        "counts from here.",
+        description="When the current step, or the promotion, began (restarted on resume); "
+        "the progress deadline counts from here.",
     )
     step_completed_at: datetime | None = Field(
         default=None, description="When the current step passed its analyses."

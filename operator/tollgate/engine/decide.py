@@ -170,7 +170,7 @@ class _Tick:
         if self.phase in ACTIVE_PHASES:
             self.progress()
         elif self.phase is Phase.PROMOTING:
-            self.promoting()
+            self.follow_promotion()
         elif self.phase is Phase.ROLLING_BACK:
             self.rolling_back()
         return self.finish()
@@ -209,6 +209,9 @@ class _Tick:
     def follow_revision(self) -> None:
         """A rollout in flight whose target changed: revert, or start over from step 0."""
         rev = self.obs.revision
+        if rev is None and self.obs.target_gone:
+            self.target_deleted()
+            return
         if rev is None or rev == self.st.revision:
             return
         if rev == self.st.stable_revision:
@@ -224,6 +227,44 @@ class _Tick:
             "NewRevision",
             f"revision {rev} replaced {self.st.revision} mid-rollout; starting again from step 0",
         )
+
+    def target_deleted(self) -> None:
+        """The target is gone: its Service has no pods, so its share of traffic goes back."""
+        why = self.obs.target_message or "the target no longer exists"
+        self.rollback(
+            "TargetNotFound",
+            f"{why} while revision {self.st.revision} was in {self.phase.value}: "
+            "traffic back on the stable version",
+        )
+
+    def follow_promotion(self) -> None:
+        """Promoting, bounded like every phase: by a deadline, and by the target staying put.
+
+        Traffic on the canary track goes to whatever the target runs now. A target that moved
+        on to a revision nobody analysed (or was deleted) must not keep the canary's weight,
+        and a promotion that cannot land must not hold it forever.
+        """
+        rev, promoting = self.obs.revision, self.st.revision or ""
+        if self.obs.stable_revision == promoting:
+            self.promoting()  # it landed: done, whatever the target does next
+        elif rev is None and self.obs.target_gone:
+            self.target_deleted()
+        elif rev is not None and rev != promoting:
+            self.start_rollout(
+                rev,
+                "NewRevision",
+                f"revision {rev} replaced {promoting} before its promotion completed; "
+                f"{promoting} was not promoted: starting again from step 0",
+            )
+        elif self.elapsed(self.st.step_started_at) > self.deadline:
+            self.rollback(
+                "PromotionStalled",
+                f"revision {promoting} was not promoted within "
+                f"{self.spec.analysis.progress_deadline} (the stable track does not run it "
+                f"yet; last: {self.message}): traffic back on the stable version",
+            )
+        else:
+            self.promoting()
 
     def start_rollout(self, rev: str, reason: str, message: str) -> None:
         if self.st.canary_weight != 0:
@@ -658,7 +699,7 @@ class _Tick:
             self.set_weight(0)
 
     def promote(self, reason: str, message: str) -> None:
-        self.set(pending_gates=[], paused_by_user=False)
+        self.set(pending_gates=[], paused_by_user=False, step_started_at=self.now)
         self.transition(Phase.PROMOTING, reason, message)
         self.notify(EventKind.PROMOTING, reason, message)
         self.promoting()

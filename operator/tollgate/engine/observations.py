@@ -62,6 +62,8 @@ class Observations:
     - ``stable_revision``: what the stable track runs now; None until it exists.
     - ``target_ready``: the candidate's pods can take traffic; ``target_message`` says why
       not, when the runtime knows (a missing template, an unreadable Deployment).
+    - ``target_gone``: the target was read and does not exist (deleted), as opposed to
+      unreadable this tick: a rollout in flight cannot go on without it.
     - ``weight``: the canary weight read back from the router; None when unknown.
     - ``metrics``: readings of this tick's analysis; None when none was taken.
     - ``gates``: answers of the webhook gates asked this tick.
@@ -81,6 +83,7 @@ class Observations:
     stable_revision: str | None = None
     target_ready: bool = True
     target_message: str | None = None
+    target_gone: bool = False
     weight: int | None = None
     metrics: tuple[MetricReading, ...] | None = None
     gates: Mapping[str, GateState] = field(default_factory=dict)

@@ -114,6 +114,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
             stable_revision=state.stable_revision,
             target_ready=state.target_ready,
             target_message=state.problem,
+            target_gone=state.missing,
             weight=weight,
             gates=gates,
             intent=parse_intent((meta.get("annotations") or {}).get(REQUEST_ANNOTATION)),

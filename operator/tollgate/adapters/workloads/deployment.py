@@ -50,6 +50,7 @@ class WorkloadState:
     target_ready: bool
     stable_revision: str | None
     problem: str | None = None
+    missing: bool = False  # the target was read and does not exist
 
 
 class DeploymentWorkload:
@@ -130,7 +131,9 @@ class DeploymentWorkload:
         """Create primary and the Services when missing; report both tracks."""
         target = await self._get(self.target)
         if target is None:
-            return WorkloadState(None, False, None, f"Deployment {self.target} not found")
+            return WorkloadState(
+                None, False, None, f"Deployment {self.target} not found", missing=True
+            )
         revision = template_revision(target["spec"]["template"])
         primary = await self._get(self.primary)
         if primary is None:
