@@ -1,6 +1,8 @@
 """The tollgate command line, run in-process."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,77 @@ def test_validate_warns_when_the_plan_cannot_resolve_a_limit_at_the_traffic(
     assert "3,671 are needed to resolve this limit" in out
     assert main(["validate", minimal, "--rps", "20"]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}]\n"
+    for i in range(8)
+)
+HOSTILE = {
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8 text"),
+    "kind-list": (b"apiVersion: tollgate.dev/v1alpha1\nkind: [Canary]\n", "kind: must be one of"),
+    "metadata-list": (
+        b"apiVersion: tollgate.dev/v1alpha1\nkind: Canary\nmetadata: [x]\nspec: {}\n",
+        "metadata: must be an object",
+    ),
+    "misspelled-kind": (
+        b"apiVersion: tollgate.dev/v1alpha1\nkind: Canery\nmetadata: {name: x}\n",
+        "kind: must be one of Canary, PromptRelease, not 'Canery'",
+    ),
+    "alias-bomb": (BOMB.encode(), "expands to more than"),
+    "deep": (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    "not-yaml": (b"a: [unclosed\n", "not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_validate_refuses_hostile_files_with_a_reason(tmp_path: Path, case: str) -> None:
+    content, says = HOSTILE[case]
+    path = tmp_path / "in.yaml"
+    path.write_bytes(content)
+    done = run_cli("validate", str(path))
+    assert done.returncode == 1, done
+    assert says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_analyze_refuses_hostile_files_with_a_reason(tmp_path: Path, case: str) -> None:
+    content, _says = HOSTILE[case]
+    path = tmp_path / "in.yaml"
+    path.write_bytes(content)
+    done = run_cli(
+        "analyze", "--replay", str(path), "--prometheus", "http://127.0.0.1:9",
+        "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z",
+    )  # fmt: skip
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+
+
+def test_a_file_without_tollgate_objects_is_not_a_pass(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    done = run_cli("validate", str(path))
+    assert done.returncode == 2
+    assert "no Canary or PromptRelease" in done.stderr
+
+
+@pytest.mark.parametrize("when", ["inf", "1e30", "nan", "yesterday"])
+def test_analyze_refuses_impossible_times_as_a_usage_error(when: str) -> None:
+    minimal = str(ROOT / "examples" / "canary-minimal.yaml")
+    done = run_cli("analyze", "--replay", minimal, "--from", when, "--to", "2026-01-01T00:00:00Z")
+    assert done.returncode == 2, done
+    assert "not a time" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tollgate.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.conftest import T
+from tests.adapters.conftest import CANARY, STABLE, T
+from tests.adapters.history import openmetrics
 from tests.adapters.test_metrics_prometheus import request
 from tollgate.adapters.metrics.counts import CountReader, CountReading, raw_query
 from tollgate.adapters.metrics.families import families_for
 from tollgate.adapters.metrics.prometheus import PrometheusClient
-from tollgate.testing.prometheus import PrometheusServer, free_port
+from tollgate.testing.prometheus import PrometheusServer, free_port, with_dead_remote_read
 
 pytestmark = pytest.mark.integration
 AT = datetime.fromtimestamp(T, tz=UTC)
@@ -158,6 +159,22 @@ def test_an_outage_gives_no_counts_and_says_why() -> None:
     got = read(reader(), f"http://127.0.0.1:{free_port()}", AT, AT - timedelta(seconds=600))
     assert got.counts == {}
     assert set(got.errors) == {"errorRate", "errorBudget", "latency.max", "ttft"}
+
+
+def test_a_partial_answer_gives_no_counts_and_says_why() -> None:
+    """Thanos and Cortex answer with ``warnings`` when a store is down; so does a Prometheus
+    whose remote read is: none of it may count as evidence (a missing error series is not 0)."""
+    server = with_dead_remote_read(PrometheusServer())
+    server.backfill(openmetrics([CANARY, STABLE], T - 3600, T))
+    server.start()
+    try:
+        got = read(reader(), server.url, AT, AT - timedelta(seconds=600))
+    finally:
+        server.close()
+    assert got.counts == {}
+    assert got.amounts == {}
+    assert got.errors
+    assert all("partial" in why for why in got.errors.values()), got.errors
 
 
 def test_workload_names_with_dots(prometheus: PrometheusServer) -> None:

@@ -7,8 +7,10 @@ Prometheus' own histogram_quantile on the resolved query the adapter reports for
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -120,6 +122,44 @@ def test_concurrent_reads_share_one_batch(prometheus: PrometheusServer) -> None:
     assert {r.check for r in shop} == {r.check for r in blog}
 
 
+def test_reads_with_their_own_clocks_share_one_batch(prometheus: PrometheusServer) -> None:
+    """Each reconcile passes its own microsecond clock: they must still meet in one batch."""
+    batcher = batcher_for()
+
+    async def go() -> list[tuple[MetricReading, ...]]:
+        return await asyncio.gather(
+            *(
+                batcher.read(request(prometheus.url), AT + timedelta(microseconds=1000 * i))
+                for i in range(10)
+            )
+        )
+
+    readings = asyncio.run(go())
+    assert batcher.queries_sent == 6  # one per family; keyed by the microsecond it was 60
+    assert len({tuple(r) for r in readings}) == 1
+
+
+def test_a_member_with_a_short_timeout_gives_up_alone(silent_server: str) -> None:
+    batcher = MetricsBatcher(lambda address: PrometheusClient(address, timeout=5.0))
+    hasty = replace(request(silent_server, "a", "hasty"), timeout=0.2)
+    patient = replace(request(silent_server, "b", "patient"), timeout=1.0)
+
+    async def go() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                batcher.read(hasty, AT), batcher.read(patient, AT), return_exceptions=True
+            )
+        )
+
+    started = time.monotonic()
+    first, second = asyncio.run(go())
+    assert isinstance(first, TimeoutError)
+    assert "within 0.2s" in str(first)
+    assert not isinstance(second, TimeoutError)  # the shared query waited the longer timeout
+    assert all(r.error == "no complete answer within 1s" for r in second), second
+    assert time.monotonic() - started < 3.0
+
+
 def test_workload_names_with_dots_are_matched(prometheus: PrometheusServer) -> None:
     got = read(batcher_for(), request(prometheus.url, namespace="dots", name="api.v2"))[
         "dots/api.v2"
@@ -172,7 +212,7 @@ def silent_server() -> Iterator[str]:
 def test_timeout_is_an_error(silent_server: str) -> None:
     batcher = MetricsBatcher(lambda address: PrometheusClient(address, timeout=0.3))
     got = read(batcher, request(silent_server))["shop/app"]
-    assert all(r.error == "timeout after 0.3s" for r in got.values()), got
+    assert all(r.error == "no complete answer within 0.3s" for r in got.values()), got
 
 
 def test_custom_queries_per_version_and_their_errors(prometheus: PrometheusServer) -> None:
@@ -196,3 +236,34 @@ def test_custom_queries_per_version_and_their_errors(prometheus: PrometheusServe
     assert 'namespace="shop"' in got["rps"].query
     assert got["broken"].error is not None
     assert "bad_data" in got["broken"].error
+
+
+def test_one_members_broken_le_label_fails_only_that_member() -> None:
+    from tollgate.adapters.metrics.prometheus import Sample
+    from tollgate.adapters.metrics.queries import plan, readings
+
+    good, broken = request("http://p", "shop", "app"), request("http://p", "blog", "web")
+    queries = plan([good, broken])
+    answers: dict[int, Any] = {}
+    for query in queries:
+        rows = []
+        for namespace, name in (
+            ("shop", "app"),
+            ("shop", "app-primary"),
+            ("blog", "web"),
+            ("blog", "web-primary"),
+        ):
+            base = {"namespace": namespace, "tollgate_workload": name}
+            if query.family.shape.name == "COUNTER":
+                rows.append(Sample(base, 100.0))
+                continue
+            for le, value in (("0.1", 50.0), ("0.5", 90.0), ("+Inf", 100.0)):
+                shown = "not-a-number" if name == "web" and le == "0.5" else le
+                rows.append(Sample({**base, "le": shown}, value))
+        answers[id(query)] = rows
+    fine = {r.check: r for r in readings(good, queries, answers)}
+    hurt = {r.check: r for r in readings(broken, queries, answers)}
+    assert fine["latency"].error is None, fine["latency"]
+    assert fine["latency"].canary is not None
+    assert hurt["latency"].error is not None
+    assert "impossible data" in hurt["latency"].error

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from tests.adapters.test_metrics_prometheus import SPEC, batcher_for, request
 from tests.adapters.window_history import Pod, Traffic, openmetrics, window
@@ -26,7 +25,7 @@ from tollgate.api.canary import CanarySpec
 from tollgate.api.status import Verdict
 from tollgate.engine.checks import judge, rules_for
 from tollgate.engine.observations import MetricReading
-from tollgate.testing.prometheus import PrometheusServer, free_port
+from tollgate.testing.prometheus import PrometheusServer, with_dead_remote_read
 
 pytestmark = pytest.mark.integration
 T = 1_767_225_600
@@ -172,12 +171,7 @@ def test_negative_counts_are_impossible_data_not_zero(history: PrometheusServer)
 @pytest.fixture(scope="module")
 def partial() -> Iterator[PrometheusServer]:
     """A Prometheus whose remote read is down: it answers with data and ``warnings``."""
-    server = PrometheusServer()
-    config_file = server.workdir / "prometheus.yml"
-    config = yaml.safe_load(config_file.read_text())
-    dead = f"http://127.0.0.1:{free_port()}/api/v1/read"
-    config["remote_read"] = [{"url": dead, "read_recent": True}]
-    config_file.write_text(yaml.safe_dump(config))
+    server = with_dead_remote_read(PrometheusServer())
     server.backfill(openmetrics(PODS))
     server.start()
     yield server

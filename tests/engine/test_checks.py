@@ -72,6 +72,14 @@ def r(
         ("queue", r("queue", 11.0), Verdict.FAIL, "11 > 10"),
         ("ttft", r("ttft", 0.5, 0.45), Verdict.PASS, "is within"),
         ("ttft", r("ttft", 0.6, 0.45), Verdict.FAIL, "stable 450ms"),
+        # impossible data is never a pass (a counter summed across a reset, a broken rule)
+        ("errorRate", r("errorRate", -0.02, 0.001), Verdict.INCONCLUSIVE, "impossible data"),
+        ("errorRate", r("errorRate", 0.001, -0.5), Verdict.INCONCLUSIVE, "stable version's"),
+        ("errorRate", r("errorRate", 1.5, 0.001), Verdict.INCONCLUSIVE, "above 1"),
+        ("latency", r("latency", -0.1, 0.2), Verdict.INCONCLUSIVE, "below 0"),
+        ("costPerRequest", r("costPerRequest", -0.001), Verdict.INCONCLUSIVE, "below 0"),
+        ("errorBudget", r("errorBudget", -0.01), Verdict.INCONCLUSIVE, "impossible data"),
+        ("queue", r("queue", -5.0), Verdict.FAIL, "-5 < 1"),  # a custom query may go below 0
     ],
 )
 def test_judge(check: str, reading: MetricReading | None, verdict: Verdict, says: str) -> None:
@@ -133,3 +141,13 @@ def test_a_partial_answer_is_inconclusive_even_where_no_data_fails() -> None:
     warned = judge(rule, MetricReading("errorRate", 0.0, 0.0, 500, 5000, warning="coarse"), 50)
     assert warned.verdict is Verdict.PASS
     assert warned.message.endswith("(warning: coarse)")
+
+
+def test_impossible_data_is_inconclusive_even_where_no_data_fails() -> None:
+    from tollgate.api.analysis import NoDataPolicy
+    from tollgate.engine.checks import CheckRule, Unit
+
+    rule = CheckRule("errorRate", Unit.RATIO, NoDataPolicy.FAIL, max_value=0.01)
+    got = judge(rule, MetricReading("errorRate", -0.01, 0.0, 500, 5000), 50)
+    assert got.verdict is Verdict.INCONCLUSIVE
+    assert outcome([rule], [got]) is Verdict.INCONCLUSIVE

@@ -277,11 +277,18 @@ def test_a_deleted_target_is_rolled_back_at_once(promoting: bool) -> None:
     assert world.tick(after=5).status.phase is Phase.ROLLED_BACK
 
 
-def test_an_unreadable_target_is_not_a_deleted_one() -> None:
-    world = at_step_one()
+def test_an_unreadable_target_holds_and_is_bounded_by_the_deadline() -> None:
+    world = at_step_one(analysis={"progressDeadline": "2m"})
     world.revision = None  # type: ignore[assignment]  # read failed: no revision, not gone
-    d = world.tick(after=5)
-    assert (d.status.phase, d.status.canary_weight) == (Phase.PROGRESSING, 5)
+    for _ in range(3):
+        d = world.tick(after=30, metrics="pass")
+        assert (d.status.phase, d.status.canary_weight, d.reason) == (
+            Phase.PROGRESSING,
+            5,
+            "TargetUnavailable",
+        )
+    d = world.tick(after=35, metrics="pass")
+    assert (d.status.phase, d.reason) == (Phase.ROLLING_BACK, "ProgressDeadlineExceeded")
 
 
 @pytest.mark.parametrize(

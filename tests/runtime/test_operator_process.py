@@ -43,6 +43,8 @@ def weight_writes(api: KubeApiServer) -> list[int]:
     """The canary weight of every successful HTTPRoute write, in order."""
     out = []
     for record in api.writes(ROUTES, "app"):
+        if "spec" not in record.body:
+            continue  # the claim: a metadata-only patch
         refs = record.body["spec"]["rules"][0]["backendRefs"]
         out.append(next(r["weight"] for r in refs if r["name"] == "app-canary"))
     return out

@@ -5,13 +5,19 @@ one real reconcile: observe over HTTP, query Prometheus, decide, write the HTTPR
 status.
 """
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.runtime.world import World, stable_and_canary, world
-from tollgate.api.status import Phase
+from tests.runtime.world import canary as canary_body
+from tollgate.adapters.kube.resources import CANARIES as CANARY_RESOURCE
+from tollgate.api.status import ConditionStatus, Phase
+from tollgate.engine.conditions import condition
 from tollgate.runtime.canary import reconcile_canary
+from tollgate.runtime.failures import Streak, report_failure
+from tollgate.runtime.handlers import canary_restore
 from tollgate.testing import scenario
 from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
 
@@ -201,6 +207,8 @@ async def test_new_revision_mid_analysis_restarts_from_step_zero() -> None:
 def route_weights_written(w: World) -> list[int]:
     out = []
     for record in w.api.writes(ROUTES, "app"):
+        if "spec" not in record.body:
+            continue  # the claim: a metadata-only patch
         refs = record.body["spec"]["rules"][0]["backendRefs"]
         out.append(next(r["weight"] for r in refs if r["name"] == "app-canary"))
     return out
@@ -357,3 +365,98 @@ async def test_a_revision_landing_during_a_failed_promotion_gets_no_traffic() ->
         primary = w.api.get(DEPLOYMENTS, NS, "app-primary")
         assert primary is not None
         assert primary["spec"]["template"]["spec"]["containers"][0]["image"] != "app:2"
+
+
+async def test_a_reconcile_failing_every_tick_surfaces_and_ends_with_traffic_on_stable() -> None:
+    """The safety net under causes nobody found yet: a reconcile that raises on every tick."""
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        await w.run_until(lambda w: w.route_weight() == 10)
+        streak = Streak()
+        bug = RuntimeError("a bug nobody found yet")
+        for tick in range(6):  # consecutiveErrorLimit is 4: the 5th failure, 30s on, restores
+            w.now += timedelta(seconds=10)
+            await report_failure(
+                CANARY_RESOURCE, w.canary(), w.wiring, bug, streak, canary_restore(w.canary())
+            )
+            status = w.status()
+            ready = condition(status, "Ready")
+            assert ready is not None
+            assert (ready.status, ready.reason) == (ConditionStatus.FALSE, "ReconcileFailed")
+            assert "a bug nobody found yet" in ready.message
+            if tick < 4:
+                assert (status.phase, w.route_weight()) == (Phase.PROGRESSING, 10)
+        assert (status.phase, status.reason, w.route_weight()) == (
+            Phase.ROLLED_BACK,
+            "ReconcileFailed",
+            0,
+        )
+        events = [e for e in w.api.list_objects("events", NS) if e["reason"] == "ReconcileFailed"]
+        assert len(events) == 1
+        assert events[0]["type"] == "Warning"
+        assert events[0]["count"] == 6
+        await w.tick(5)  # the bug is gone: the engine resumes from status, traffic stays back
+        status = w.status()
+        assert (status.phase, w.route_weight()) == (Phase.ROLLED_BACK, 0)
+        ready = condition(status, "Ready")
+        assert ready is not None
+        assert ready.reason != "ReconcileFailed"
+
+
+async def test_a_stored_status_the_model_refuses_is_repaired_not_a_freeze() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        w.api.patch_status(CANARIES, NS, "app", {"stepSamples": -5, "checks": "garbage"})
+        outcome = await w.tick(5)
+        assert outcome.status_written
+        status = w.status()
+        assert status.phase is Phase.PROGRESSING
+        assert w.canary()["status"]["checks"] != "garbage"
+
+
+async def test_a_request_id_longer_than_status_allows_acts_once_and_is_recorded() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        request = {"metadata": {"annotations": {"tollgate.dev/request": "pause@" + "x" * 300}}}
+        w.api.patch(CANARIES, NS, "app", request)
+        outcome = await w.tick(1)
+        assert outcome.status_written
+        status = w.status()
+        assert status.phase is Phase.PAUSED
+        assert status.last_intent is not None
+        assert status.last_intent.startswith("pause@sha256:")
+        w.api.patch(
+            CANARIES, NS, "app", {"metadata": {"annotations": {"tollgate.dev/request": "resume@2"}}}
+        )
+        await w.tick(1)
+        await w.tick(1)  # the long pause is not handled again
+        assert w.status().phase is Phase.PROGRESSING
+
+
+async def test_a_second_canary_on_the_same_target_is_refused_and_touches_nothing() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        await w.run_until(lambda w: w.route_weight() == 10)
+        second = canary_body()
+        second["metadata"]["name"] = "app-again"
+        w.api.create(CANARIES, second)
+        w.api.clear_requests()
+        for _ in range(3):
+            await reconcile_canary(w.api.get(CANARIES, NS, "app-again") or {}, w.wiring)
+        assert w.api.writes(ROUTES) == []
+        assert w.api.writes(DEPLOYMENTS) == []
+        theirs = scenario.rollout_status(w.api, "app-again")
+        stalled = condition(theirs, "Stalled")
+        assert stalled is not None
+        assert (stalled.status, stalled.reason) == (ConditionStatus.TRUE, "TargetClaimed")
+        assert "is driven by Canary default/app" in stalled.message
+        reasons = [e["reason"] for e in w.api.list_objects("events", NS)]
+        assert "TargetClaimed" in reasons
+        await w.tick(5)
+        assert w.status().phase is Phase.PROGRESSING  # the first one goes on undisturbed
+        assert w.route_weight() == 10
+        w.api.delete(CANARIES, NS, "app")  # the holder goes: its claim is stale, taken over
+        await reconcile_canary(w.api.get(CANARIES, NS, "app-again") or {}, w.wiring)
+        deployment = w.api.get(DEPLOYMENTS, NS, "app") or {}
+        claim = deployment["metadata"]["annotations"]["tollgate.dev/claimed-by"]
+        assert claim.startswith("default/app-again/")

@@ -167,6 +167,28 @@ async def test_a_template_from_a_configmap_is_waited_for_and_published(world: Pr
     assert world.doc().versions["v2"].template == "Hi {name}"
 
 
+async def test_an_unreadable_template_configmap_is_reported_not_a_crash(
+    world: PromptWorld,
+) -> None:
+    versions = [
+        scenario.prompt_version("v1"),
+        {"name": "v2", "model": "sim-1", "templateFrom": {"name": "texts", "key": "v2.txt"}},
+    ]
+    world.api.create(
+        CONFIGMAPS,
+        {"metadata": {"name": "texts", "namespace": NS}, "data": {"v2.txt": "Hi {name}"}},
+    )
+    world.api.create(PROMPTS, scenario.prompt_release("answer", FAST, versions))
+    await world.run_until(lambda w: scenario.prompt_weight(w.api, "answer") == 25)
+    world.api.fail_next("GET", f"{CONFIGMAPS}/texts", status=403, times=1000)
+    outcome = await world.tick(5)
+    assert outcome.status_written
+    status = world.status()
+    assert "ConfigMap default/texts" in (status.message or ""), status.message
+    await world.run_until(lambda w: w.status().phase is Phase.ROLLED_BACK, limit=200)
+    assert scenario.prompt_weight(world.api, "answer") == 0
+
+
 async def test_editing_the_candidate_mid_rollout_starts_again(world: PromptWorld) -> None:
     world.api.create(PROMPTS, scenario.prompt_release("answer", FAST))
     await world.run_until(lambda w: scenario.prompt_weight(w.api, "answer") == 50)

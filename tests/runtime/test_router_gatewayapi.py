@@ -92,6 +92,41 @@ async def test_missing_weight_means_one(api: KubeApiServer, kube: KubeClient) ->
     assert await router(kube).get_weight() == 50
 
 
+def shares(stored: dict[str, Any]) -> dict[str, float]:
+    refs = stored["spec"]["rules"][0]["backendRefs"]
+    total = sum(int(r.get("weight", 1)) for r in refs)
+    return {r["name"]: round(100 * int(r.get("weight", 1)) / total, 2) for r in refs}
+
+
+def two(primary: int | None, legacy: int) -> list[dict[str, Any]]:
+    first: dict[str, Any] = {"name": "app-primary", "port": 80}
+    if primary is not None:
+        first["weight"] = primary
+    return [first, {"name": "legacy", "port": 80, "weight": legacy}]
+
+
+@pytest.mark.parametrize(
+    ("refs", "other"),
+    [(two(10, 90), 90.0), (two(1, 1), 50.0), (two(300, 700), 70.0), (two(None, 3), 75.0)],
+)
+async def test_other_backends_keep_their_share_at_every_step(
+    api: KubeApiServer, kube: KubeClient, refs: list[dict[str, Any]], other: float
+) -> None:
+    api.create(ROUTES, route([{"backendRefs": refs}]))
+    r = router(kube)
+    ours = 100.0 - other
+    for weight in (5, 10, 25, 50, 1, 0):
+        assert await r.set_weight(weight) == weight
+        stored = api.get(ROUTES, "default", "app")
+        assert stored is not None
+        got = shares(stored)
+        assert got["legacy"] == pytest.approx(other, abs=0.01), got
+        assert got["app-canary"] == pytest.approx(ours * weight / 100, abs=ours / 100), got
+    api.clear_requests()
+    assert await r.set_weight(0) == 0
+    assert api.writes() == []  # stable: a second write of the same weight changes nothing
+
+
 async def test_conflict_is_retried_on_a_fresh_read(api: KubeApiServer, kube: KubeClient) -> None:
     api.create(ROUTES, route([OWNED_RULE]))
     api.fail_next("PUT", f"{ROUTES}/app", status=409, times=2)

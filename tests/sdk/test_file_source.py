@@ -168,3 +168,24 @@ def test_the_background_thread_picks_up_a_new_file(path: Path) -> None:
         wait_until(lambda: source.errors == 1)
         assert router.choose(PROMPT).revision == 2
     assert not [t for t in threading.enumerate() if t.name == f"tollgate-sdk file {path}"]
+
+
+def test_a_document_nested_past_the_stack_is_a_config_error_not_a_crash(
+    path: Path, source: FileSource
+) -> None:
+    write(path, "[" * 200_000 + "]" * 200_000)
+    assert not source.refresh()
+    assert source.last_error is not None
+    assert "nested too deeply" in source.last_error
+    assert source.errors == 1
+    assert source.document is not None
+    assert source.document.revision == 1
+
+
+def test_a_deeply_nested_file_at_start_is_a_config_error(tmp_path: Path) -> None:
+    target = tmp_path / "prompts.json"
+    write(target, "[" * 200_000 + "]" * 200_000)
+    with FileSource(target, poll_interval=SLOW) as opened:
+        assert opened.document is None
+        assert opened.last_error is not None
+        assert "nested too deeply" in opened.last_error

@@ -8,6 +8,7 @@ the tests pin the hashing itself (apps in other languages must reproduce it).
 import hashlib
 import math
 import random
+import re
 from typing import Any
 
 import pytest
@@ -203,11 +204,32 @@ def test_rendering_is_str_format_map(
     assert choice.render_map(values) == template.format_map(values)
 
 
-def test_format_specs_and_conversions_render_too() -> None:
-    choice = router(0, stable_template="{n:>4}|{name!r}|{n}").choose(PROMPT)
-    assert choice.render(n=7, name="x") == "   7|'x'|7"
-    with pytest.raises(MissingVariableError, match="needs the variable 'name'"):
-        choice.render(n=7)
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [
+        ("{user.__init__.__globals__}", "not {user.__init__.__globals__}"),  # the app's globals
+        ("{user.__class__}", "only plain {name} fields"),
+        ("{items[0]}", "not {items[0]}"),
+        ("{question:>200000000}", "not {question:>200000000}"),  # 200 MB per request
+        ("{name!r}", "not {name!r}"),
+        ("{0}", "not {0}"),
+        ("Hello {name", "not a template"),
+    ],
+)
+def test_templates_are_data_only_plain_fields_are_filled(template: str, says: str) -> None:
+    class User:
+        secret = "hunter2"
+
+    choice = router(0, stable_template=template).choose(PROMPT)
+    with pytest.raises(TemplateError, match=re.escape(says)):
+        choice.render(user=User(), items=["a"], question="q", name="n")
+
+
+def test_a_rendered_prompt_is_capped_in_size() -> None:
+    choice = router(0, stable_template="{a}{a}{a}").choose(PROMPT)
+    assert choice.render(a="x" * 1000) == "x" * 3000
+    with pytest.raises(TemplateError, match="rendered to more than 1,000,000 characters"):
+        choice.render(a="x" * 400_000)
 
 
 def test_a_variable_may_be_called_self() -> None:

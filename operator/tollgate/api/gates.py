@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from tollgate.api.base import ApiModel, cel
-from tollgate.api.durations import Duration
+from tollgate.api.durations import CallTimeout
 from tollgate.api.refs import KeyRef, ShortName
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
@@ -31,7 +31,9 @@ class WebhookSpec(ApiModel):
     """An HTTP endpoint asked with a POST; a 2xx answer opens the gate."""
 
     url: HttpUrl = Field(description="http(s) URL to POST the rollout's state to.")
-    timeout: Duration = Field(default="10s", description="Timeout of one call.")
+    timeout: CallTimeout = Field(
+        default="10s", description="Timeout of one call, its whole answer included (at most 60s)."
+    )
 
 
 class Gate(ApiModel):

@@ -5,10 +5,12 @@ drift: ``tollgate.dev/request: "<kind>@<id>"``. The id (a timestamp or any uniqu
 each request act once: the operator records the last id it handled in status.
 """
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
 REQUEST_ANNOTATION = "tollgate.dev/request"
+ID_LIMIT = 256  # status.lastIntent's maxLength
 
 
 class IntentKind(StrEnum):
@@ -38,4 +40,8 @@ def parse_intent(value: str | None) -> Intent | None:
         parsed = IntentKind(kind.strip().lower())
     except ValueError:
         return None
-    return Intent(kind=parsed, id=value.strip() if token else f"{parsed.value}@")
+    ident = value.strip() if token else f"{parsed.value}@"
+    if len(ident) > ID_LIMIT:  # stored in status as it is compared: it must fit unchanged
+        digest = hashlib.sha256(ident.encode()).hexdigest()
+        ident = f"{parsed.value}@sha256:{digest}"
+    return Intent(kind=parsed, id=ident)

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field
 
 from tollgate.api.base import ApiModel
-from tollgate.api.durations import Duration
+from tollgate.api.durations import CallTimeout
 
 PROMETHEUS_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
@@ -50,7 +50,9 @@ class PrometheusSource(ApiModel):
         default=None,
         description="Base URL of the Prometheus HTTP API; defaults to the operator's setting.",
     )
-    timeout: Duration = Field(default="5s", description="Timeout of one query.")
+    timeout: CallTimeout = Field(
+        default="5s", description="Timeout of one query, its whole answer included (at most 60s)."
+    )
 
 
 class MetricsSpec(ApiModel):

@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tollgate.api import API_VERSION
+from tollgate.cli.manifests import ManifestError, load_documents
 from tollgate.cli.replay import (
     ReplayOutcome,
     ReplayResult,
@@ -57,6 +56,8 @@ def parse_time(text: str) -> datetime:
     """RFC 3339 / ISO 8601 (``Z`` allowed) or unix seconds; naive times are UTC."""
     try:
         return datetime.fromtimestamp(float(text), tz=UTC)
+    except (OverflowError, OSError) as exc:  # inf, 1e30: a number, but no time
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}") from exc
     except ValueError:
         pass
     try:
@@ -69,9 +70,9 @@ def parse_time(text: str) -> datetime:
 def load_target(path: Path, prometheus: str | None) -> Target:
     """The first Canary or PromptRelease in the file, validated as the operator would."""
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except (OSError, yaml.YAMLError) as exc:
-        raise UnusableError(f"{path}: cannot read: {exc}") from exc
+        docs = [d for d in load_documents(path) if isinstance(d, dict)]
+    except ManifestError as exc:
+        raise UnusableError(f"{path}: {exc}") from exc
     ours = [
         d
         for d in docs

@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tollgate import __version__
-from tollgate.api import API_VERSION
+from tollgate.api import API_VERSION, GROUP
 from tollgate.api.canary import CanarySpec
 from tollgate.api.crds import generated_files
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import SpecProblem, parse
 from tollgate.cli import analyze
+from tollgate.cli.manifests import ManifestError, load_documents
 from tollgate.engine.evidence import resolutions
 
 KINDS: dict[str, type[CanarySpec] | type[PromptReleaseSpec]] = {
@@ -65,12 +64,21 @@ def validate_document(
     """
     if not isinstance(doc, dict):
         return "document", [SpecProblem("", "not a Kubernetes object")], []
-    kind = doc.get("kind")
-    name = (doc.get("metadata") or {}).get("name", "?")
-    label = f"{kind}/{name}"
-    if doc.get("apiVersion") != API_VERSION or kind not in KINDS:
+    kind, metadata = doc.get("kind"), doc.get("metadata")
+    name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
+    label = f"{kind}/{name}" if isinstance(kind, str) else "document"
+    ours = isinstance(doc.get("apiVersion"), str) and doc["apiVersion"].startswith(GROUP + "/")
+    if not ours:
         return label, [], []  # not ours: other objects may share the file
-    spec, problems = parse(KINDS[kind], doc.get("spec"))
+    if doc.get("apiVersion") != API_VERSION:
+        return label, [SpecProblem("apiVersion", f"must be {API_VERSION}")], []
+    if not isinstance(kind, str) or kind not in KINDS:
+        return label, [SpecProblem("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")], []
+    problems: list[SpecProblem] = []
+    if not isinstance(metadata, dict):
+        problems.append(SpecProblem("metadata", "must be an object with a name"))
+    spec, spec_problems = parse(KINDS[kind], doc.get("spec"))
+    problems += spec_problems
     warnings: list[str] = []
     if spec is not None and rps is not None and not problems:
         for r in resolutions(spec, rps):
@@ -86,20 +94,22 @@ def validate_document(
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Exit 0: every Tollgate object valid; 1: some invalid or unreadable; 2: none found."""
     failed = 0
     checked = 0
     for file in args.files:
         try:
-            docs = list(yaml.safe_load_all(Path(file).read_text()))
-        except (OSError, yaml.YAMLError) as exc:
-            print(f"{file}: cannot read: {exc}", file=sys.stderr)
+            docs = load_documents(Path(file))
+        except ManifestError as exc:
+            print(f"{file}: {exc}", file=sys.stderr)
             failed += 1
             continue
         for doc in docs:
             if doc is None:
                 continue
             label, problems, warnings = validate_document(doc, args.rps)
-            if isinstance(doc, dict) and doc.get("kind") in KINDS:
+            api_version = doc.get("apiVersion") if isinstance(doc, dict) else None
+            if isinstance(api_version, str) and api_version.startswith(GROUP + "/"):
                 checked += 1
             for problem in problems:
                 print(f"{file}: {label}: {problem}", file=sys.stderr)
@@ -107,7 +117,12 @@ def _validate(args: argparse.Namespace) -> int:
                 print(f"{file}: {label}: warning: {warning}")
             failed += bool(problems)
     print(f"{checked} Tollgate object(s) checked, {failed} invalid")
-    return 1 if failed else 0
+    if failed:
+        return 1
+    if not checked:
+        print(f"no Canary or PromptRelease ({API_VERSION}) found", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -124,10 +124,13 @@ class ReplayResult:
 def target_from_document(doc: dict[str, Any], prometheus: str | None, source: str = "") -> Target:
     """A Canary or PromptRelease object, validated as the operator would validate it."""
     where = f"{source}: " if source else ""
-    if doc.get("apiVersion") != API_VERSION or doc.get("kind") not in ("Canary", "PromptRelease"):
+    kind = doc.get("kind")
+    if doc.get("apiVersion") != API_VERSION or kind not in ("Canary", "PromptRelease"):
         raise UnusableError(f"{where}not a Canary or PromptRelease ({API_VERSION})")
-    meta = doc.get("metadata") or {}
-    namespace, name = meta.get("namespace") or "default", meta.get("name") or "?"
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        raise UnusableError(f"{where}{kind}: metadata must be an object with a name")
+    namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "?")
     label = f"{doc['kind']}/{namespace}/{name}"
     spec: CanarySpec | PromptReleaseSpec | None
     problems: list[SpecProblem]

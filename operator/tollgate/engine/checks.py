@@ -16,6 +16,7 @@ from tollgate.engine.evidence import LIMIT, PlannedTest
 from tollgate.engine.observations import MetricReading
 
 PARTIAL = "partial answer from the metric provider"
+IMPOSSIBLE = "impossible data"
 
 
 class Unit(StrEnum):
@@ -147,6 +148,22 @@ def _scaled(value: float | None, scale: float) -> float | None:
     return value * scale
 
 
+def impossible(rule: CheckRule, value: float | None) -> str | None:
+    """Why a reading's value cannot be real for the check's kind, or None.
+
+    A latency, a cost or a burn rate is never negative, and a share lies within [0, 1]; a
+    custom query may return anything. Such data is a fault upstream (a counter summed across
+    a reset, a broken recording rule), never evidence that the version is fine.
+    """
+    if value is None or not math.isfinite(value) or rule.unit is Unit.PLAIN:
+        return None
+    if value < 0:
+        return f"{rule.name} is {value:g}, below 0"
+    if rule.unit is Unit.RATIO and value > 1:
+        return f"{rule.name} share is {value:g}, above 1"
+    return None
+
+
 def judge(rule: CheckRule, reading: MetricReading | None, min_samples: int) -> CheckStatus:
     """The verdict of one check on one reading, with the evidence behind it."""
 
@@ -173,6 +190,10 @@ def judge(rule: CheckRule, reading: MetricReading | None, min_samples: int) -> C
         return result(Verdict.ERROR, f"metric provider failed: {reading.error}")
     canary = _scaled(reading.canary, rule.scale)
     stable = _scaled(reading.stable, rule.scale)
+    for version, raw in (("new", reading.canary), ("stable", reading.stable)):
+        why = impossible(rule, raw)
+        if why:
+            return result(Verdict.INCONCLUSIVE, f"{IMPOSSIBLE}: the {version} version's {why}")
     if canary is None:
         return result(Verdict.INCONCLUSIVE, "no data for the new version", stable=stable)
     if reading.canary_samples < min_samples:
@@ -314,7 +335,7 @@ def outcome(rules: Sequence[CheckRule], results: Sequence[CheckStatus]) -> Verdi
     no_data_fails = any(
         r.verdict is Verdict.INCONCLUSIVE
         and policy.get(r.name) is NoDataPolicy.FAIL
-        and not r.message.startswith(PARTIAL)  # data came, only not all of it
+        and not r.message.startswith((PARTIAL, IMPOSSIBLE))  # data came, unusable
         for r in results
     )
     if Verdict.FAIL in verdicts or no_data_fails:

@@ -72,23 +72,41 @@ def conditions_for(status: RolloutStatus, generation: int | None, now: datetime)
 
 
 def with_invalid_spec(
-    status: RolloutStatus, problems: Sequence[str], generation: int | None, now: datetime
+    status: RolloutStatus,
+    problems: Sequence[str],
+    generation: int | None,
+    now: datetime,
+    reason: str = "InvalidSpec",
 ) -> RolloutStatus:
     """Status for a spec only the operator can see is invalid: Stalled, nothing else changes.
 
     Phase, weight and counters are kept as they are: traffic stays where it was, and the
     rollout resumes from here once the spec is fixed.
     """
-    message = "invalid spec: " + "; ".join(problems)
+    message = ("invalid spec: " if reason == "InvalidSpec" else "") + "; ".join(problems)
     wanted = _wanted(status)
-    wanted["Ready"] = (F, "InvalidSpec", message)
-    wanted["Reconciling"] = (F, "InvalidSpec", message)
-    wanted["Stalled"] = (T, "InvalidSpec", message)
+    wanted["Ready"] = (F, reason, message)
+    wanted["Reconciling"] = (F, reason, message)
+    wanted["Stalled"] = (T, reason, message)
     return status.model_copy(
         update={
             "conditions": merge(status.conditions, wanted, generation, now),
             "observed_generation": generation,
         }
+    )
+
+
+def with_reconcile_failure(
+    status: RolloutStatus, message: str, generation: int | None, now: datetime
+) -> RolloutStatus:
+    """Status for a reconcile that failed: Ready=False (ReconcileFailed), the rest by phase.
+
+    The next reconcile that works recomputes every condition from the phase, which clears it.
+    """
+    wanted = _wanted(status)
+    wanted["Ready"] = (F, "ReconcileFailed", message)
+    return status.model_copy(
+        update={"conditions": merge(status.conditions, wanted, generation, now)}
     )
 
 

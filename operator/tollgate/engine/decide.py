@@ -326,7 +326,10 @@ class _Tick:
         self.report_analysis()
         if self.phase not in ACTIVE_PHASES or self.st.paused_by_user:
             return
-        if self.st.current_step == 0:
+        if self.obs.revision is None:  # unreadable this tick: never step up what is not seen
+            why = self.obs.target_message or "the target cannot be read"
+            self.note_progress("TargetUnavailable", f"{why}; holding at {self.st.canary_weight}%")
+        elif self.st.current_step == 0:
             self.begin_traffic()
         else:
             self.advance()

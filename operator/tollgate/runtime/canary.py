@@ -10,8 +10,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from tollgate.adapters.kube.client import KubeError
-from tollgate.adapters.kube.resources import CANARIES
+from tollgate.adapters.kube.claims import Claimant, claim, release
+from tollgate.adapters.kube.client import KubeError, NotFoundError
+from tollgate.adapters.kube.resources import CANARIES, DEPLOYMENTS, HTTPROUTES
+from tollgate.adapters.kube.status import read_status
 from tollgate.adapters.metrics.queries import AnalysisRequest
 from tollgate.adapters.notify.webhooks import ask_gates
 from tollgate.adapters.routers.base import RouterError
@@ -20,8 +22,7 @@ from tollgate.adapters.workloads.deployment import DeploymentWorkload, WorkloadS
 from tollgate.api.canary import CanarySpec, RouterProvider
 from tollgate.api.durations import seconds
 from tollgate.api.intents import REQUEST_ANNOTATION, parse_intent
-from tollgate.api.status import RolloutStatus
-from tollgate.api.validation import parse
+from tollgate.api.validation import SpecProblem, parse
 from tollgate.engine import Observations, decide
 from tollgate.engine.decision import Action
 from tollgate.runtime.recording import (
@@ -35,7 +36,7 @@ from tollgate.runtime.spec_checks import runtime_problems
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.canary")
-__all__ = ["Outcome", "analysis_request", "reconcile_canary", "router_for"]
+__all__ = ["Outcome", "analysis_request", "reconcile_canary", "release_targets", "router_for"]
 
 
 def router_for(spec: CanarySpec, namespace: str, wiring: Wiring) -> GatewayApiRouter:
@@ -60,14 +61,20 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
     """Reconcile one Canary object (a full body, freshly read from the API)."""
     meta = body.get("metadata", {})
     namespace, name = meta["namespace"], meta["name"]
-    status = RolloutStatus.model_validate(body.get("status") or {})
+    status, _dropped = read_status(body.get("status"))
     now = wiring.now()
 
     spec, problems = parse(CanarySpec, body.get("spec"))
     if spec is not None:
-        problems += runtime_problems(spec, namespace)
+        problems += runtime_problems(spec, namespace, wiring.settings)
     if spec is None or problems:
         return await record_invalid(wiring, CANARIES, body, problems, now)
+    try:
+        conflicts = await claim_targets(spec, body, wiring)
+    except KubeError as exc:  # unclaimed: drive nothing this tick
+        conflicts = [SpecProblem("spec.targetRef", f"cannot claim the target: {exc}")]
+    if conflicts:
+        return await record_invalid(wiring, CANARIES, body, conflicts, now, "TargetClaimed")
 
     workload = DeploymentWorkload(
         wiring.kube,
@@ -90,7 +97,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         router_error = exc
 
     gates = await ask_gates(
-        wiring.http,
+        wiring.tenant_calls,
         spec.gates or (),
         status.pending_gates,
         {
@@ -127,6 +134,53 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         return await act_in_order(actions, body, wiring, now, router.set_weight, workload.promote)
 
     return await record_then_act(wiring, CANARIES, body, decision, router_error, now, act)
+
+
+def claimant(body: dict[str, Any]) -> Claimant:
+    meta = body.get("metadata") or {}
+    return Claimant(meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or "")
+
+
+async def claim_targets(
+    spec: CanarySpec, body: dict[str, Any], wiring: Wiring
+) -> list[SpecProblem]:
+    """Claim the target Deployment and the HTTPRoute; a problem for each held by another."""
+    me = claimant(body)
+
+    async def holds(other: Claimant) -> bool:
+        try:
+            found = await wiring.kube.get(CANARIES, other.namespace, other.name)
+        except NotFoundError:
+            return False
+        return bool((found.get("metadata") or {}).get("uid") == other.uid)
+
+    wanted = [("spec.targetRef.name", DEPLOYMENTS, me.namespace, spec.target_ref.name)]
+    if spec.router.http_route is not None:
+        route = spec.router.http_route
+        wanted.append(
+            ("spec.router.httpRoute", HTTPROUTES, route.namespace or me.namespace, route.name)
+        )
+    problems = []
+    for path, resource, namespace, name in wanted:
+        holder = await claim(wiring.kube, resource, namespace, name, me, holds)
+        if holder is not None:
+            problems.append(
+                SpecProblem(
+                    path,
+                    f"{resource.kind} {namespace}/{name} is driven by Canary {holder}: one "
+                    "Canary per target; delete one of them",
+                )
+            )
+    return problems
+
+
+async def release_targets(spec: CanarySpec, body: dict[str, Any], wiring: Wiring) -> None:
+    """Drop this Canary's claims (on deletion)."""
+    me = claimant(body)
+    await release(wiring.kube, DEPLOYMENTS, me.namespace, spec.target_ref.name, me)
+    if spec.router.http_route is not None:
+        route = spec.router.http_route
+        await release(wiring.kube, HTTPROUTES, route.namespace or me.namespace, route.name, me)
 
 
 def analysis_request(spec: CanarySpec, namespace: str, default_address: str) -> AnalysisRequest:

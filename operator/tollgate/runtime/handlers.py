@@ -8,12 +8,15 @@ tick the engine asked for, or until the spec or a request annotation changes.
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
 from tollgate.adapters.kube.client import KubeClient, KubeError, NotFoundError
+from tollgate.adapters.kube.credentials import Credentials
 from tollgate.adapters.kube.resources import CANARIES, PROMPTRELEASES, Resource
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api import GROUP, VERSION
@@ -21,7 +24,8 @@ from tollgate.api.canary import CanarySpec
 from tollgate.api.intents import REQUEST_ANNOTATION
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import parse
-from tollgate.runtime.canary import reconcile_canary, router_for
+from tollgate.runtime.canary import reconcile_canary, release_targets, router_for
+from tollgate.runtime.failures import Restore, Streak, report_failure
 from tollgate.runtime.promptrelease import publisher_for, reconcile_prompt_release
 from tollgate.runtime.recording import Outcome
 from tollgate.runtime.settings import Settings
@@ -33,11 +37,23 @@ MEMO_WAKE = "tollgate_wake"
 MEMO_SEEN = "tollgate_seen"
 MEMO_TARGETS = "tollgate_targets"
 MEMO_PROMPTS = "tollgate_prompts"
+FAILED_RETRY = 10.0  # seconds before a failed reconcile is tried again
 
 
 def _wiring(memo: kopf.Memo) -> Wiring:
     wiring: Wiring = memo[MEMO_WIRING]
     return wiring
+
+
+# kopf and Tollgate's own client log in through this one object (adapters/kube/credentials.py).
+CREDENTIALS = Credentials()
+
+
+@kopf.on.login()
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials: the same login Tollgate's client uses, made anew when kopf asks
+    (at start, at the login's expiration, after a 401)."""
+    return (await CREDENTIALS.refresh()).info
 
 
 @kopf.on.startup()
@@ -47,7 +63,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = "tollgate.dev/finalizer"
     settings.posting.enabled = False  # Tollgate posts its own Events
     settings.watching.server_timeout = 300
-    memo[MEMO_WIRING] = Wiring.create(Settings.from_env(), KubeClient.from_kubeconfig())
+    kube = await KubeClient.from_credentials(CREDENTIALS)
+    memo[MEMO_WIRING] = Wiring.create(Settings.from_env(), kube)
     memo[MEMO_WAKE] = {}
     memo[MEMO_SEEN] = {}
     memo[MEMO_TARGETS] = {}
@@ -113,26 +130,37 @@ async def _loop(
     stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
     on_tick: Callable[[dict[str, Any]], None],
+    restore_for: Callable[[dict[str, Any]], Restore | None],
 ) -> None:
-    """Reconcile one object until it goes: on the engine's schedule, or at once when woken."""
+    """Reconcile one object until it goes: on the engine's schedule, or at once when woken.
+
+    A failed reconcile is reported and bounded (runtime/failures.py), then tried again.
+    """
     wiring = _wiring(memo)
     wake: dict[str, asyncio.Event] = memo[MEMO_WAKE]
     uid = body.metadata.uid or ""
     namespace, name = body.metadata.namespace, body.metadata.name or ""
     event = wake.setdefault(uid, asyncio.Event())
+    streak = Streak()
     try:
         while not stopped:
             event.clear()
+            fresh: dict[str, Any] = dict(body)
             try:
                 # kopf's body can lag our own last status write; decide only on a fresh read.
                 fresh = await wiring.kube.get(resource, namespace, name)
                 on_tick(fresh)
                 delay = (await reconcile(fresh, wiring)).requeue_after
+                streak.reset()
             except NotFoundError:  # being deleted: kopf stops this daemon
                 delay = 1.0
-            except Exception:
-                log.exception("reconcile of %s %s/%s failed", resource.kind, namespace, name)
-                delay = 10.0
+            except Exception as exc:
+                delay = FAILED_RETRY
+                try:
+                    await report_failure(resource, fresh, wiring, exc, streak, restore_for(fresh))
+                except Exception:  # reporting must never end the loop
+                    log.exception("reporting a failed reconcile of %s/%s failed", namespace, name)
+            delay = on_the_second(delay)
             waiter = asyncio.ensure_future(event.wait())
             stopper = asyncio.ensure_future(stopped.wait())
             try:
@@ -162,7 +190,7 @@ async def canary_loop(
         if target:
             targets[(body.metadata.namespace, target)] = uid
 
-    await _loop(CANARIES, reconcile_canary, body, stopped, memo, remember)
+    await _loop(CANARIES, reconcile_canary, body, stopped, memo, remember, canary_restore)
 
 
 @kopf.daemon(GROUP, VERSION, "promptreleases", cancellation_timeout=10.0)
@@ -172,7 +200,15 @@ async def prompt_release_loop(
     """The reconcile loop of one PromptRelease, for as long as it exists."""
     prompts: dict[tuple[str | None, str], str] = memo[MEMO_PROMPTS]
     prompts[(body.metadata.namespace, body.metadata.name or "")] = body.metadata.uid or ""
-    await _loop(PROMPTRELEASES, reconcile_prompt_release, body, stopped, memo, lambda _: None)
+    await _loop(
+        PROMPTRELEASES,
+        reconcile_prompt_release,
+        body,
+        stopped,
+        memo,
+        lambda _: None,
+        prompt_restore,
+    )
 
 
 @kopf.on.event(GROUP, VERSION, "canaries")
@@ -209,28 +245,59 @@ async def _restore_on_delete(
         )
 
 
+def on_the_second(delay: float) -> float:
+    """A delay that ends on a whole second of the wall clock: rollouts due in the same second
+    then read Prometheus together, in one batch (adapters/metrics/coalesce.py)."""
+    if delay < 1.0:
+        return delay
+    due = time.time() + delay
+    return delay + (math.ceil(due) - due)
+
+
+def canary_restore(body: dict[str, Any]) -> Restore | None:
+    """All of a Canary's traffic back on primary; None when its spec names no router."""
+    spec, _problems = parse(CanarySpec, body.get("spec"))
+    if spec is None:
+        return None
+    namespace = (body.get("metadata") or {}).get("namespace") or ""
+
+    async def restore(wiring: Wiring) -> None:
+        await router_for(spec, namespace, wiring).set_weight(0)
+
+    return restore
+
+
+def prompt_restore(body: dict[str, Any]) -> Restore | None:
+    """A PromptRelease's candidate out of the published document (the stable one stays)."""
+    spec, _problems = parse(PromptReleaseSpec, body.get("spec"))
+    if spec is None:
+        return None
+    meta = body.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+
+    async def restore(wiring: Wiring) -> None:
+        await (await publisher_for(spec, namespace, name, wiring)).set_weight(0)
+
+    return restore
+
+
 @kopf.on.delete(GROUP, VERSION, "canaries")
 async def canary_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Put all traffic back on primary before the Canary goes; never hang on a missing route."""
+    restore = canary_restore(dict(body))
+    if restore is not None:
+        await _restore_on_delete(body, memo, restore, "primary")
     spec, _problems = parse(CanarySpec, dict(body.spec))
-    if spec is None:
-        return
-
-    async def restore(wiring: Wiring) -> None:
-        await router_for(spec, body.metadata.namespace or "", wiring).set_weight(0)
-
-    await _restore_on_delete(body, memo, restore, "primary")
+    if spec is not None:
+        try:
+            await release_targets(spec, dict(body), _wiring(memo))
+        except KubeError as exc:  # a stale claim is taken over by the next Canary anyway
+            log.warning("claims of Canary %s not released: %s", body.metadata.name, exc)
 
 
 @kopf.on.delete(GROUP, VERSION, "promptreleases")
 async def prompt_release_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Drop the candidate from the published document; the stable version stays for apps."""
-    spec, _problems = parse(PromptReleaseSpec, dict(body.spec))
-    if spec is None:
-        return
-
-    async def restore(wiring: Wiring) -> None:
-        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-        await (await publisher_for(spec, namespace, name, wiring)).set_weight(0)
-
-    await _restore_on_delete(body, memo, restore, "the stable prompt")
+    restore = prompt_restore(dict(body))
+    if restore is not None:
+        await _restore_on_delete(body, memo, restore, "the stable prompt")

@@ -13,6 +13,7 @@ from typing import Any
 
 from tollgate.adapters.kube.client import KubeError
 from tollgate.adapters.kube.resources import PROMPTRELEASES
+from tollgate.adapters.kube.status import read_status
 from tollgate.adapters.metrics.queries import AnalysisRequest
 from tollgate.adapters.notify.webhooks import ask_gates
 from tollgate.adapters.routers.base import RouterError
@@ -22,7 +23,6 @@ from tollgate.api.durations import seconds
 from tollgate.api.intents import REQUEST_ANNOTATION, parse_intent
 from tollgate.api.metrics import PROMPT_LABEL, PROMPT_VERSION_LABEL
 from tollgate.api.promptrelease import PromptReleaseSpec
-from tollgate.api.status import RolloutStatus
 from tollgate.api.validation import SpecProblem, parse
 from tollgate.engine import Observations, decide
 from tollgate.engine.decision import Action
@@ -92,19 +92,19 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
     """Reconcile one PromptRelease object (a full body, freshly read from the API)."""
     meta = body.get("metadata", {})
     namespace, name = meta["namespace"], meta["name"]
-    status = RolloutStatus.model_validate(body.get("status") or {})
+    status, _dropped = read_status(body.get("status"))
     now = wiring.now()
 
     spec, problems = parse(PromptReleaseSpec, body.get("spec"))
     if spec is not None:
-        problems += runtime_problems(spec, namespace)
+        problems += runtime_problems(spec, namespace, wiring.settings)
     if spec is None or problems:
         return await record_invalid(wiring, PROMPTRELEASES, body, problems, now)
 
     router_error: Exception | None = None
     doc: PublishedPrompt | None = None
+    publisher = await publisher_for(spec, namespace, name, wiring)
     try:
-        publisher = await publisher_for(spec, namespace, name, wiring)
         doc = await publisher.ensure()
     except (RouterError, KubeError) as exc:
         router_error = exc
@@ -115,7 +115,7 @@ async def reconcile_prompt_release(body: dict[str, Any], wiring: Wiring) -> Outc
 
     requirement, _ = await code_requirement(wiring.kube, namespace, name, spec, status, now)
     gates = await ask_gates(
-        wiring.http,
+        wiring.tenant_calls,
         spec.gates or (),
         status.pending_gates,
         {

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from tollgate.adapters.kube.client import ConflictError, KubeError
 from tollgate.adapters.kube.resources import Resource
-from tollgate.adapters.kube.status import write_status
+from tollgate.adapters.kube.status import read_status, write_status
 from tollgate.adapters.metrics.batch import MetricsBatcher
 from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.queries import AnalysisRequest
@@ -73,19 +73,22 @@ async def record_invalid(
     body: dict[str, Any],
     problems: Sequence[SpecProblem],
     now: datetime,
+    reason: str = "InvalidSpec",
 ) -> Outcome:
-    """Stalled/InvalidSpec with every problem; phase and weight stay as they are."""
+    """Stalled/InvalidSpec (or ``reason``) with every problem; phase and weight stay put."""
     meta = body["metadata"]
     raw_status = body.get("status") or {}
-    status = RolloutStatus.model_validate(raw_status)
-    stalled = with_invalid_spec(status, [str(p) for p in problems], meta.get("generation"), now)
+    status, _dropped = read_status(raw_status)
+    stalled = with_invalid_spec(
+        status, [str(p) for p in problems], meta.get("generation"), now, reason
+    )
     stored = await write_status(
         wiring.kube, resource, meta["namespace"], meta["name"], raw_status, stalled
     )
     if stored is not None:
         wiring.count("status_writes")
         message = "; ".join(map(str, problems))
-        await wiring.events.post(wiring.kube, body, "InvalidSpec", message, warning=True, now=now)
+        await wiring.events.post(wiring.kube, body, reason, message, warning=True, now=now)
     return Outcome(INVALID_SPEC_RESYNC, None, stored is not None)
 
 

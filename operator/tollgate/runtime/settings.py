@@ -4,6 +4,12 @@
 - TOLLGATE_PROMETHEUS_URL: Prometheus used when a spec names none.
 - TOLLGATE_IDLE_RESYNC: seconds between reconciles of a settled rollout (300).
 - TOLLGATE_DELETE_TIMEOUT: seconds a deletion may spend returning traffic to primary (30).
+- TOLLGATE_ALLOWED_PROMETHEUS: comma-separated Prometheus base URLs a spec may name besides
+  TOLLGATE_PROMETHEUS_URL (default: none).
+- TOLLGATE_ALLOWED_WEBHOOK_HOSTS: comma-separated hosts (``*.example.svc`` for a suffix) that
+  webhook gates and notifications may call (default: none).
+- TOLLGATE_CROSS_NAMESPACE_QUERIES: ``true`` lets custom queries select series of other
+  namespaces (default: false; docs/security.md).
 """
 
 import os
@@ -18,6 +24,9 @@ class Settings:
     prometheus_url: str = "http://prometheus.monitoring.svc:9090"
     idle_resync: float = 300.0
     delete_timeout: float = 30.0
+    allowed_prometheus: tuple[str, ...] = ()
+    allowed_webhook_hosts: tuple[str, ...] = ()
+    cross_namespace_queries: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -27,4 +36,12 @@ class Settings:
             prometheus_url=os.environ.get("TOLLGATE_PROMETHEUS_URL", cls.prometheus_url),
             idle_resync=float(os.environ.get("TOLLGATE_IDLE_RESYNC", cls.idle_resync)),
             delete_timeout=float(os.environ.get("TOLLGATE_DELETE_TIMEOUT", cls.delete_timeout)),
+            allowed_prometheus=_list("TOLLGATE_ALLOWED_PROMETHEUS"),
+            allowed_webhook_hosts=_list("TOLLGATE_ALLOWED_WEBHOOK_HOSTS"),
+            cross_namespace_queries=os.environ.get("TOLLGATE_CROSS_NAMESPACE_QUERIES", "").lower()
+            in ("1", "true", "yes"),
         )
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())

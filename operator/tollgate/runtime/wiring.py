@@ -11,7 +11,10 @@ from tollgate.adapters.kube.events import EventSeries
 from tollgate.adapters.metrics.batch import MetricsBatcher
 from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient
+from tollgate.adapters.outbound import PER_ENDPOINT, Outbound
 from tollgate.runtime.settings import Settings
+
+OWN_CONNECTIONS = 50  # the operator's configured Prometheus, a pool of its own
 
 
 def utcnow() -> datetime:
@@ -31,24 +34,47 @@ class Wiring:
     now: Callable[[], datetime] = utcnow
     events: EventSeries = field(default_factory=EventSeries)
     stats: dict[str, int] = field(default_factory=dict)
+    outbound: Outbound | None = None  # tenants' endpoints (webhooks); built from http if None
+    closing: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.outbound is None:
+            self.outbound = Outbound(self.http)
+
+    @property
+    def tenant_calls(self) -> Outbound:
+        assert self.outbound is not None
+        return self.outbound
 
     @classmethod
     def create(cls, settings: Settings, kube: KubeClient) -> "Wiring":
-        http = httpx.AsyncClient()
+        """Two pools: the operator's own Prometheus never waits behind a tenant's endpoint,
+        and each tenant endpoint holds at most PER_ENDPOINT of the tenants' pool."""
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=100))
+        own = Outbound(
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=OWN_CONNECTIONS)),
+            per_endpoint=OWN_CONNECTIONS,
+        )
+        tenants = Outbound(http, per_endpoint=PER_ENDPOINT)
         clients: dict[str, PrometheusClient] = {}
+        configured = settings.prometheus_url.rstrip("/")
 
         def prometheus(address: str) -> PrometheusClient:
             if address not in clients:
-                clients[address] = PrometheusClient(address, timeout=10.0, client=http)
+                calls = own if address.rstrip("/") == configured else tenants
+                clients[address] = PrometheusClient(address, timeout=10.0, client=calls)
             return clients[address]
 
-        return cls(
+        wiring = cls(
             settings=settings,
             kube=kube,
             http=http,
             metrics=MetricsBatcher(prometheus),
             counts=CountReader(prometheus),
+            outbound=tenants,
         )
+        wiring.closing.append(own.client)
+        return wiring
 
     def count(self, name: str, by: int = 1) -> None:
         """Count an operation (status writes, weight writes, queries) for tests and benches."""
@@ -56,4 +82,6 @@ class Wiring:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        for client in self.closing:
+            await client.aclose()
         await self.kube.aclose()

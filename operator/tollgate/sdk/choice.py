@@ -2,8 +2,13 @@
 
 A Choice is built once per published document and version, not per request, so handing one out
 costs nothing; it is frozen because every request of that revision shares it. For the same
-reason its template is parsed once: ``str.format_map`` parses the text on every call, which for
-a prompt of a kilobyte or more costs several times what joining the pre-split pieces does.
+reason its template is parsed once, into literal text and fields.
+
+Templates come from a cluster's ConfigMap, so they are data, not code: only plain ``{name}``
+fields are filled (``{{`` and ``}}`` for braces). ``str.format`` semantics would let a template
+read attributes of the values (``{user.__init__.__globals__}`` reaches the app's globals and
+secrets) or build huge strings from a format spec (``{question:>200000000}`` is 200 MB per
+request); such fields are a TemplateError, and a rendered prompt is capped in size.
 """
 
 import string
@@ -13,21 +18,23 @@ from typing import Any, Literal
 
 Role = Literal["stable", "candidate"]
 
-#: The template as (literal text, field name or None) pieces; None when it has anything but
-#: plain ``{name}`` fields (format specs, conversions, indexing, or a syntax error), which is
-#: then left to ``str.format_map``.
-Pieces = tuple[tuple[str, str | None], ...] | None
+#: The template as (literal text, field name or None) pieces, or why it cannot be rendered
+#: (anything but plain ``{name}`` fields: format specs, conversions, attributes, indexing,
+#: positional fields, a stray brace).
+Pieces = tuple[tuple[str, str | None], ...] | str
+MAX_RENDERED_CHARS = 1_000_000
 
 
 def split_template(template: str) -> Pieces:
     try:
         parsed = list(string.Formatter().parse(template))
-    except ValueError:
-        return None
+    except ValueError as exc:
+        return f"not a template: {exc}"
     pieces: list[tuple[str, str | None]] = []
     for literal, name, spec, conversion in parsed:
         if name is not None and (spec or conversion or not name.isidentifier()):
-            return None
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            return f"only plain {{name}} fields are filled, not {{{shown[:60]}}}"
         pieces.append((literal, name))
     return tuple(pieces)
 
@@ -79,26 +86,30 @@ class Choice:
     def render_map(self, mapping: Mapping[str, Any]) -> str:
         """The template with its ``{name}`` fields filled from ``mapping``."""
         pieces = self._pieces
-        if pieces is not None:
-            out: list[str] = []
-            for literal, name in pieces:
-                out.append(literal)
-                if name is not None:
-                    try:
-                        value = mapping[name]
-                    except KeyError:
-                        raise MissingVariableError(name, self.version, self.prompt) from None
-                    out.append(value if type(value) is str else format(value, ""))
-            return "".join(out)
-        try:
-            return self.template.format_map(mapping)
-        except KeyError as exc:
-            raise MissingVariableError(str(exc.args[0]), self.version, self.prompt) from None
-        except (ValueError, IndexError) as exc:
+        if isinstance(pieces, str):
             raise TemplateError(
                 f"the template of prompt {self.prompt!r} version {self.version!r} cannot be "
-                f"formatted: {exc}"
-            ) from exc
+                f"rendered: {pieces}"
+            )
+        out: list[str] = []
+        size = 0
+        for literal, name in pieces:
+            out.append(literal)
+            size += len(literal)
+            if name is not None:
+                try:
+                    value = mapping[name]
+                except KeyError:
+                    raise MissingVariableError(name, self.version, self.prompt) from None
+                text = value if type(value) is str else str(value)
+                out.append(text)
+                size += len(text)
+            if size > MAX_RENDERED_CHARS:
+                raise TemplateError(
+                    f"the prompt {self.prompt!r} version {self.version!r} rendered to more "
+                    f"than {MAX_RENDERED_CHARS:,} characters"
+                )
+        return "".join(out)
 
     @property
     def is_candidate(self) -> bool:

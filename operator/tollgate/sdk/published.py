@@ -20,6 +20,9 @@ API_VERSION = "tollgate.dev/v1alpha1"
 KIND = "PublishedPrompt"
 
 
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # a ConfigMap holds at most 1 MiB; files a little more
+
+
 class DocumentError(ValueError):
     """The published text is not a valid prompt document; the message says what is wrong."""
 
@@ -104,10 +107,14 @@ def _optional_text(value: Any, where: str) -> str | None:
 
 def parse(text: str | bytes) -> PublishedPrompt:
     """Parse and check a published document; raise DocumentError saying what is wrong."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"larger than {MAX_DOCUMENT_BYTES:,} bytes")
     try:
         raw = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DocumentError(f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # nested past the interpreter's stack: not a document
+        raise DocumentError("not a document: JSON nested too deeply") from exc
     _need(isinstance(raw, dict), "the document must be a JSON object")
     _need(raw.get("apiVersion") == API_VERSION, f"apiVersion must be {API_VERSION}")
     _need(raw.get("kind") == KIND, f"kind must be {KIND}")

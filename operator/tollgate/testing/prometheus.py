@@ -166,3 +166,17 @@ class PrometheusServer:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def with_dead_remote_read(server: "PrometheusServer") -> "PrometheusServer":
+    """Configure a not yet started server to read remotely from an endpoint that is down: it
+    then answers every query with the data it has and ``warnings``, as Thanos and Cortex do
+    when a store is down (a partial answer). Returns the server."""
+    import yaml
+
+    config_file = server.workdir / "prometheus.yml"
+    config = yaml.safe_load(config_file.read_text())
+    dead = f"http://127.0.0.1:{free_port()}/api/v1/read"
+    config["remote_read"] = [{"url": dead, "read_recent": True}]
+    config_file.write_text(yaml.safe_dump(config))
+    return server

@@ -1,19 +1,20 @@
 """An async Kubernetes API client on httpx.
 
 The official ``kubernetes`` package is synchronous; inside kopf's event loop it would block.
-It is used here only to load the kubeconfig or in-cluster credentials once at start-up; every
-request then goes through httpx. Errors come back as :class:`KubeError` subclasses carrying
+Credentials come from kopf's own login, shared and renewed (``credentials.py``); every request
+goes through httpx. Errors come back as :class:`KubeError` subclasses carrying
 the HTTP status, so callers can tell a conflict (409) from a missing object (404).
 """
 
 import json
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from kubernetes import client, config
 
 from tollgate.adapters.kube.resources import Resource
+
+if TYPE_CHECKING:
+    from tollgate.adapters.kube.credentials import Credentials
 
 JSON = dict[str, Any]
 MERGE = "application/merge-patch+json"
@@ -57,32 +58,18 @@ class KubeClient:
         self.http = client
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, timeout: float = 10.0) -> "KubeClient":
-        """Credentials from a kubeconfig (or KUBECONFIG / ~/.kube/config), else in-cluster."""
-        configuration = client.Configuration()
-        try:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, client_configuration=configuration
-            )
-        except config.ConfigException:
-            config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        headers = {"Accept": "application/json"}
-        token = configuration.api_key.get("authorization") or configuration.api_key.get(
-            "BearerToken"
-        )
-        if token:
-            prefix = configuration.api_key_prefix.get("authorization", "")
-            headers["Authorization"] = f"{prefix} {token}".strip()
-        verify: ssl.SSLContext | bool = bool(configuration.verify_ssl)
-        if configuration.host.startswith("https") and configuration.verify_ssl:
-            context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-            if configuration.cert_file:
-                context.load_cert_chain(configuration.cert_file, configuration.key_file)
-            verify = context
+    async def from_credentials(
+        cls, credentials: "Credentials", timeout: float = 10.0
+    ) -> "KubeClient":
+        """A client signed by ``credentials`` (kopf's login), renewed on expiry and on 401."""
+        from tollgate.adapters.kube.credentials import CredentialsAuth, client_options
+
+        login = await credentials.current()
         http = httpx.AsyncClient(
-            base_url=configuration.host, headers=headers, verify=verify, timeout=timeout
+            **client_options(login),
+            headers={"Accept": "application/json"},
+            auth=CredentialsAuth(credentials),
+            timeout=timeout,
         )
         return cls(http)
 

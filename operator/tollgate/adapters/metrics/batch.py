@@ -44,7 +44,7 @@ class MetricsBatcher:
 
     async def read(self, request: AnalysisRequest, at: datetime) -> tuple[MetricReading, ...]:
         """This rollout's readings, from a batch shared with concurrent callers."""
-        return await self._coalescer.submit(request, at)
+        return await self._coalescer.submit(request, at, request.timeout)
 
     async def _answer(
         self, requests: list[AnalysisRequest], at: datetime | None
@@ -136,6 +136,7 @@ class MetricsBatcher:
 
 
 def _timeout(requests: Sequence[AnalysisRequest]) -> float | None:
-    """The shortest timeout any member asked for (None: the client's default)."""
+    """The longest timeout any member asked for (None: the client's default): a shared query
+    must not fail members that would wait longer; each member gives up at its own."""
     limits = [r.timeout for r in requests if r.timeout is not None]
-    return min(limits) if limits else None
+    return max(limits) if limits else None

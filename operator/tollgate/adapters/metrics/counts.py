@@ -206,7 +206,7 @@ class CountReader:
             {f for pair in wanted.values() for f in pair if f is not None},
             key=lambda f: (f.metric, f.matchers),
         )
-        return await self._reads.submit((request, families), at)
+        return await self._reads.submit((request, families), at, request.timeout)
 
     async def _answer(
         self, batch: list[tuple[AnalysisRequest, list[Family]]], at: datetime | None
@@ -224,7 +224,7 @@ class CountReader:
             limits = [m.timeout for m in members if m.timeout is not None]
             try:
                 return await self._clients(key[0].address).instant(
-                    family_query(members, key[1]), at, min(limits) if limits else None
+                    family_query(members, key[1]), at, max(limits) if limits else None
                 )
             except Exception as exc:  # reported per check; never evidence
                 return exc
@@ -365,6 +365,8 @@ def _objective(
         if "le" not in s.labels:
             continue
         bound = bucket_bound(s.labels["le"])
+        if math.isnan(bound):
+            continue
         bounds.add(bound)
         if s.labels.get(label) == request.stable:
             stable[bound] += s.value
@@ -415,6 +417,8 @@ def _over_objective(
             continue
         base = frozenset((k, v) for k, v in s.labels.items() if k != "le")
         at = bucket_bound(le)
+        if math.isnan(at):
+            continue
         if math.isinf(at):
             totals[base | {total_role}] = s.value
         elif math.isclose(at, bound):

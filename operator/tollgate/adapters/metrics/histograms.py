@@ -10,8 +10,14 @@ from collections.abc import Mapping
 
 
 def bucket_bound(le: str) -> float:
-    """The upper bound of a bucket from its ``le`` label."""
-    return math.inf if le in ("+Inf", "Inf", "inf") else float(le)
+    """The upper bound of a bucket from its ``le`` label; NaN when it is not a number (a
+    broken exporter), which callers treat as that series' data being unusable."""
+    if le in ("+Inf", "Inf", "inf"):
+        return math.inf
+    try:
+        return float(le)
+    except ValueError:
+        return math.nan
 
 
 def quantile(q: float, buckets: Mapping[float, float]) -> float | None:

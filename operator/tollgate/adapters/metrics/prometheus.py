@@ -8,6 +8,7 @@ lacks an unknown part of the series, so it is raised as :class:`PartialResponseE
 handed back as if it were complete.
 """
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+
+from tollgate.adapters.outbound import CallError, Outbound, excerpt
 
 
 class PrometheusError(Exception):
@@ -25,7 +28,7 @@ class PartialResponseError(PrometheusError):
     """Prometheus answered, but said (``warnings``) that part of the data is missing."""
 
     def __init__(self, warnings: Sequence[str]) -> None:
-        self.warnings = tuple(str(w) for w in warnings)
+        self.warnings = tuple(excerpt(str(w)) for w in list(warnings)[:3])
         super().__init__(f"partial response: {'; '.join(self.warnings)}")
 
 
@@ -46,17 +49,25 @@ class Series:
 
 
 class PrometheusClient:
-    """Instant queries against one Prometheus base URL."""
+    """Instant queries against one Prometheus base URL, through :class:`Outbound`'s bounds."""
 
-    def __init__(self, base_url: str, timeout: float, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        client: httpx.AsyncClient | Outbound | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._client = client or httpx.AsyncClient()
         self._owns_client = client is None
+        if isinstance(client, Outbound):
+            self._outbound = client
+        else:
+            self._outbound = Outbound(client or httpx.AsyncClient())
 
     async def aclose(self) -> None:
         if self._owns_client:
-            await self._client.aclose()
+            await self._outbound.client.aclose()
 
     async def instant(
         self, query: str, at: datetime | None = None, timeout: float | None = None
@@ -86,21 +97,22 @@ class PrometheusClient:
         if at is not None:
             form["time"] = f"{at.timestamp():.3f}"
         try:
-            response = await self._client.post(
-                f"{self.base_url}/api/v1/query", data=form, timeout=limit
+            answer = await self._outbound.request(
+                "POST", f"{self.base_url}/api/v1/query", data=form, timeout=limit
             )
-        except httpx.TimeoutException as exc:
-            raise PrometheusError(f"timeout after {limit:g}s") from exc
-        except httpx.HTTPError as exc:
-            raise PrometheusError(f"{type(exc).__name__}: {exc}") from exc
+        except CallError as exc:
+            raise PrometheusError(str(exc)) from exc
         try:
-            body = response.json()
+            body = json.loads(answer.body)
         except ValueError as exc:
-            raise PrometheusError(f"HTTP {response.status_code}: not JSON") from exc
-        if response.status_code >= 400 or body.get("status") != "success":
+            raise PrometheusError(f"HTTP {answer.status_code}: not JSON") from exc
+        if not isinstance(body, dict):
+            raise PrometheusError(f"HTTP {answer.status_code}: not a Prometheus answer")
+        if answer.status_code >= 400 or body.get("status") != "success":
+            # someone else's text: a short, printable excerpt only
             raise PrometheusError(
-                f"HTTP {response.status_code}: {body.get('errorType', 'error')}: "
-                f"{body.get('error', 'unknown error')}"
+                f"HTTP {answer.status_code}: {excerpt(str(body.get('errorType', 'error')), 40)}: "
+                f"{excerpt(str(body.get('error', 'unknown error')))}"
             )
         warnings = body.get("warnings")
         if warnings:

@@ -280,6 +280,9 @@ def parse(query: FamilyQuery, samples: Iterable[Sample]) -> Parsed:
             out.scrapes[key] = max(out.scrapes.get(key, 0.0), s.value)
         elif row is None:
             bound = bucket_bound(s.labels["le"]) if "le" in s.labels else 0.0
+            if math.isnan(bound):  # this member's exporter is broken: its row, not the batch
+                out.values[key][math.inf] = math.nan
+                continue
             out.values[key][bound] = out.values[key].get(bound, 0.0) + s.value
     return out
 

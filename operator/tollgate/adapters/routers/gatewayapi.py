@@ -4,12 +4,16 @@ The user's HTTPRoute (GitOps may own it) sends traffic to the Service ``<name>-p
 Tollgate owns the backendRefs to ``<name>-primary`` and ``<name>-canary`` in those rules and
 nothing else: other rules, matches, filters and backendRefs are left exactly as they are. A
 missing canary backendRef is added next to the primary one. Weights are proportions (Gateway
-API, not percents); Tollgate writes primary = 100 - w and canary = w. Writes are PUTs of the
+API, not percents): Tollgate splits the primary's share of a rule, and only that share, between
+primary and canary (a rule of 10 to ``<name>-primary`` and 90 to ``legacy`` keeps legacy at 90%
+of its traffic at every step). A share under 100 is first scaled up, with every other backend
+of the rule, so that a 1% step is exact. Writes are PUTs of the
 object read just before, so the resourceVersion precondition turns a concurrent edit into a
 409, after which the route is read again and the change re-applied.
 """
 
 import copy
+import math
 from typing import Any
 
 from tollgate.adapters.kube.client import ConflictError, KubeClient, NotFoundError
@@ -18,6 +22,7 @@ from tollgate.adapters.routers.base import RouterError
 
 JSON = dict[str, Any]
 DEFAULT_WEIGHT = 1  # Gateway API: a backendRef without weight has weight 1
+MAX_WEIGHT = 1_000_000  # Gateway API: the largest backendRef weight
 
 
 def _is_service(ref: JSON, name: str, namespace: str | None) -> bool:
@@ -100,13 +105,30 @@ class GatewayApiRouter:
         namespace = self._backend_namespace()
         for primary, canary, refs in self._owned(updated):
             assert primary is not None
-            primary["weight"] = 100 - weight
+            share = int(primary.get("weight", DEFAULT_WEIGHT))
+            share += int(canary.get("weight", DEFAULT_WEIGHT)) if canary is not None else 0
+            if share <= 0:
+                raise RouterError("ZeroWeights", "both owned backendRefs have weight 0")
+            if share < 100:
+                factor = math.ceil(100 / share)
+                for ref in refs:
+                    if ref is not primary and ref is not canary:
+                        ref["weight"] = int(ref.get("weight", DEFAULT_WEIGHT)) * factor
+                share *= factor
+            if any(int(r.get("weight", DEFAULT_WEIGHT)) > MAX_WEIGHT for r in refs) or (
+                share > MAX_WEIGHT
+            ):
+                raise RouterError(
+                    "WeightsTooLarge",
+                    f"a backendRef weight would pass the Gateway API's {MAX_WEIGHT:,}",
+                )
             if canary is None:
                 canary = {"name": self.canary, "port": self.port}
                 if namespace is not None:
                     canary["namespace"] = namespace
                 refs.insert(refs.index(primary) + 1, canary)
-            canary["weight"] = weight
+            canary["weight"] = round(share * weight / 100)
+            primary["weight"] = share - canary["weight"]
         return updated
 
     async def get_weight(self) -> int | None:

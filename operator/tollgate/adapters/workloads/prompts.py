@@ -5,7 +5,7 @@ carries the text itself, so apps need one file; the version's revision hashes th
 content, so editing a template in its ConfigMap is a new revision like editing it inline.
 """
 
-from tollgate.adapters.kube.client import KubeClient, NotFoundError
+from tollgate.adapters.kube.client import KubeClient, KubeError, NotFoundError
 from tollgate.adapters.kube.resources import CONFIGMAPS
 from tollgate.api.promptrelease import PromptVersion
 from tollgate.sdk.published import PublishedVersion
@@ -26,6 +26,10 @@ async def resolve(kube: KubeClient, namespace: str, version: PromptVersion) -> P
         except NotFoundError as exc:
             raise TemplateNotFoundError(
                 f"version {version.name}: ConfigMap {namespace}/{ref.name} not found"
+            ) from exc
+        except KubeError as exc:  # unreadable (RBAC, an API error) is unusable too, not a crash
+            raise TemplateNotFoundError(
+                f"version {version.name}: ConfigMap {namespace}/{ref.name} cannot be read: {exc}"
             ) from exc
         template = (config_map.get("data") or {}).get(ref.key)
         if not template:
