@@ -68,6 +68,7 @@ bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.canary_rollback
 	$(BIN)/python -m bench.prompt_rollback
 	$(BIN)/python -m bench.sdk_overhead
+	$(BIN)/python -m bench.operator_cpu
 
 bench-detection: $(STAMP) ## detection quality: Tollgate vs Flagger/Argo/naive rules on the same seeded streams
 	$(BIN)/python -m bench.replay_detection

@@ -58,6 +58,11 @@ weight = scenario.route_weight
 status = scenario.rollout_status
 
 
+def in_flight(api: KubeApiServer, names: list[str]) -> int:
+    """How many of the Canaries are still progressing (or paused)."""
+    return sum(status(api, n).phase in (Phase.PROGRESSING, Phase.PAUSED) for n in names)
+
+
 async def until(predicate: Any, timeout: float, poll: float = 0.05) -> float:
     start = time.monotonic()
     async with asyncio.timeout(timeout):
@@ -207,14 +212,12 @@ async def memory_run(count: int, work: Path) -> dict[str, Any]:
                 for _ in range(30):  # 30 s in flight: every canary waits for data, queries
                     samples.append(rss_kib(operator.process.pid))
                     await asyncio.sleep(1.0)
-                in_flight = sum(
-                    status(api, n).phase in (Phase.PROGRESSING, Phase.PAUSED) for n in names
-                )
+                flying = in_flight(api, names)
             finally:
                 operator.stop()
         return {
             "canaries": count,
-            "in_flight": in_flight,
+            "in_flight": flying,
             "rss_mib_median": round(sorted(samples)[len(samples) // 2] / 1024, 1),
             "rss_mib_max": round(max(samples) / 1024, 1),
         }

@@ -460,3 +460,32 @@ async def test_a_second_canary_on_the_same_target_is_refused_and_touches_nothing
         deployment = w.api.get(DEPLOYMENTS, NS, "app") or {}
         claim = deployment["metadata"]["annotations"]["tollgate.dev/claimed-by"]
         assert claim.startswith("default/app-again/")
+
+
+async def test_an_invalid_spec_mid_rollout_puts_traffic_back_after_a_bound() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        await w.run_until(lambda w: w.route_weight() == 10)
+        broken = {"name": "broken", "query": "sum(rate(x[1m])", "max": 1}
+        w.api.patch(CANARIES, NS, "app", {"spec": {"checks": {"custom": [broken]}}})
+        await w.tick(1)
+        for _ in range(4):  # within the grace: a typo being fixed keeps the rollout as it was
+            await w.tick(60)
+            assert w.route_weight() == 10
+        await w.tick(60)
+        status = w.status()
+        assert (w.route_weight(), status.phase, status.reason) == (0, Phase.PAUSED, "InvalidSpec")
+        assert "traffic is back on the stable version" in (status.message or "")
+        reasons = [e["reason"] for e in w.api.list_objects("events", NS)]
+        assert "TrafficRestored" in reasons
+        fixed = w.canary()
+        fixed["spec"]["checks"].pop("custom")
+        w.api.replace(CANARIES, NS, "app", fixed)
+        await w.tick(30)
+        assert w.route_weight() == 0  # paused until someone resumes
+        w.api.patch(
+            CANARIES, NS, "app", {"metadata": {"annotations": {"tollgate.dev/request": "resume@1"}}}
+        )
+        await w.tick(1)
+        await w.tick(1)
+        assert (w.status().current_step, w.route_weight()) == (1, 5)  # the steps start again

@@ -68,7 +68,9 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
     if spec is not None:
         problems += runtime_problems(spec, namespace, wiring.settings)
     if spec is None or problems:
-        return await record_invalid(wiring, CANARIES, body, problems, now)
+        return await record_invalid(
+            wiring, CANARIES, body, problems, now, restore=lambda: raw_restore(body, wiring)
+        )
     try:
         conflicts = await claim_targets(spec, body, wiring)
     except KubeError as exc:  # unclaimed: drive nothing this tick
@@ -134,6 +136,30 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         return await act_in_order(actions, body, wiring, now, router.set_weight, workload.promote)
 
     return await record_then_act(wiring, CANARIES, body, decision, router_error, now, act)
+
+
+async def raw_restore(body: dict[str, Any], wiring: Wiring) -> None:
+    """All traffic on primary, from what an invalid spec still says about its route."""
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    route = ((spec.get("router") or {}).get("httpRoute") or {}) if spec else {}
+    target = (spec.get("targetRef") or {}).get("name")
+    port = (spec.get("service") or {}).get("port")
+    if not (
+        isinstance(route.get("name"), str) and isinstance(target, str) and isinstance(port, int)
+    ):
+        raise RouterError("RouteUnknown", "the invalid spec does not say which route to restore")
+    namespace = body["metadata"]["namespace"]
+    router = GatewayApiRouter(
+        wiring.kube,
+        namespace,
+        route["name"],
+        route.get("namespace") if isinstance(route.get("namespace"), str) else None,
+        primary=f"{target}-primary",
+        canary=f"{target}-canary",
+        port=port,
+    )
+    await router.set_weight(0)
 
 
 def claimant(body: dict[str, Any]) -> Claimant:

@@ -9,6 +9,7 @@ tick the engine asked for, or until the spec or a request annotation changes.
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,7 +28,7 @@ from tollgate.api.validation import parse
 from tollgate.runtime.canary import reconcile_canary, release_targets, router_for
 from tollgate.runtime.failures import Restore, Streak, report_failure
 from tollgate.runtime.promptrelease import publisher_for, reconcile_prompt_release
-from tollgate.runtime.recording import Outcome
+from tollgate.runtime.recording import CONFLICT_RETRY, Outcome
 from tollgate.runtime.settings import Settings
 from tollgate.runtime.wiring import Wiring
 
@@ -38,6 +39,7 @@ MEMO_SEEN = "tollgate_seen"
 MEMO_TARGETS = "tollgate_targets"
 MEMO_PROMPTS = "tollgate_prompts"
 FAILED_RETRY = 10.0  # seconds before a failed reconcile is tried again
+CONFLICT_BACKOFF_CAP = 5.0  # seconds: the longest wait after lost write races
 
 
 def _wiring(memo: kopf.Memo) -> Wiring:
@@ -131,6 +133,7 @@ async def _loop(
     memo: kopf.Memo,
     on_tick: Callable[[dict[str, Any]], None],
     restore_for: Callable[[dict[str, Any]], Restore | None],
+    count_keys: Callable[[dict[str, Any]], list[str]],
 ) -> None:
     """Reconcile one object until it goes: on the engine's schedule, or at once when woken.
 
@@ -142,16 +145,20 @@ async def _loop(
     namespace, name = body.metadata.namespace, body.metadata.name or ""
     event = wake.setdefault(uid, asyncio.Event())
     streak = Streak()
+    conflicts = 0
+    fresh: dict[str, Any] = dict(body)
     try:
         while not stopped:
             event.clear()
-            fresh: dict[str, Any] = dict(body)
             try:
                 # kopf's body can lag our own last status write; decide only on a fresh read.
                 fresh = await wiring.kube.get(resource, namespace, name)
                 on_tick(fresh)
                 delay = (await reconcile(fresh, wiring)).requeue_after
                 streak.reset()
+                conflicts = conflicts + 1 if delay == CONFLICT_RETRY else 0
+                if conflicts:  # lost a race again: back off, with jitter, up to a bound
+                    delay = conflict_backoff(conflicts)
             except NotFoundError:  # being deleted: kopf stops this daemon
                 delay = 1.0
             except Exception as exc:
@@ -170,11 +177,16 @@ async def _loop(
             finally:
                 waiter.cancel()
                 stopper.cancel()
-    finally:
+    finally:  # the object is gone (or the operator stops): forget everything about it
         wake.pop(uid, None)
         for table in (memo[MEMO_TARGETS], memo[MEMO_PROMPTS]):
             for key in [k for k, v in table.items() if v == uid]:
                 table.pop(key, None)
+        seen: dict[Any, Any] = memo.get(MEMO_SEEN, {})
+        for key in [k for k in seen if k == uid or (isinstance(k, tuple) and uid in k)]:
+            seen.pop(key, None)
+        for key in count_keys(fresh):
+            wiring.counts.forget(key)
 
 
 @kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10.0)
@@ -190,7 +202,13 @@ async def canary_loop(
         if target:
             targets[(body.metadata.namespace, target)] = uid
 
-    await _loop(CANARIES, reconcile_canary, body, stopped, memo, remember, canary_restore)
+    def count_keys(fresh: dict[str, Any]) -> list[str]:
+        target = (fresh.get("spec", {}).get("targetRef") or {}).get("name")
+        return [f"{body.metadata.namespace}/{target}"] if target else []
+
+    await _loop(
+        CANARIES, reconcile_canary, body, stopped, memo, remember, canary_restore, count_keys
+    )
 
 
 @kopf.daemon(GROUP, VERSION, "promptreleases", cancellation_timeout=10.0)
@@ -208,6 +226,7 @@ async def prompt_release_loop(
         memo,
         lambda _: None,
         prompt_restore,
+        lambda _: [f"{body.metadata.namespace}/{body.metadata.name}"],
     )
 
 
@@ -243,6 +262,12 @@ async def _restore_on_delete(
             warning=True,
             now=wiring.now(),
         )
+
+
+def conflict_backoff(conflicts: int) -> float:
+    """Seconds before the next try after ``conflicts`` lost write races in a row."""
+    base: float = min(CONFLICT_BACKOFF_CAP, CONFLICT_RETRY * 2.0 ** (conflicts - 1))
+    return base * random.uniform(0.5, 1.5)
 
 
 def on_the_second(delay: float) -> float:

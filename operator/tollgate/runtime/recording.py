@@ -22,7 +22,7 @@ from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.queries import AnalysisRequest
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api.rollout import RolloutSpec
-from tollgate.api.status import ConditionStatus, RolloutStatus
+from tollgate.api.status import ConditionStatus, Phase, RolloutStatus
 from tollgate.api.validation import SpecProblem
 from tollgate.engine import Decision, MetricReading, Observations
 from tollgate.engine.checks import rules_for
@@ -35,6 +35,7 @@ from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.reconcile")
 INVALID_SPEC_RESYNC = 60.0
+INVALID_SPEC_GRACE = 300.0  # seconds a rollout in flight keeps its traffic under an invalid spec
 CONFLICT_RETRY = 0.2
 ERROR_RESYNC = 5.0
 
@@ -74,14 +75,47 @@ async def record_invalid(
     problems: Sequence[SpecProblem],
     now: datetime,
     reason: str = "InvalidSpec",
+    restore: Callable[[], Awaitable[object]] | None = None,
 ) -> Outcome:
-    """Stalled/InvalidSpec (or ``reason``) with every problem; phase and weight stay put."""
+    """Stalled/InvalidSpec (or ``reason``) with every problem; phase and weight stay put.
+
+    For a while: a rollout in flight whose spec stays invalid for ``INVALID_SPEC_GRACE`` has no
+    analysis behind its traffic, so (with ``restore``) the traffic goes back to the stable
+    version and the rollout is paused at step 0, to start its steps again once fixed and resumed.
+    """
     meta = body["metadata"]
     raw_status = body.get("status") or {}
     status, _dropped = read_status(raw_status)
     stalled = with_invalid_spec(
         status, [str(p) for p in problems], meta.get("generation"), now, reason
     )
+    since = next((c.last_transition_time for c in stalled.conditions if c.type == "Stalled"), now)
+    in_flight = status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING)
+    overdue = (now - since).total_seconds() >= INVALID_SPEC_GRACE
+    if restore is not None and in_flight and status.canary_weight > 0 and overdue:
+        message = (
+            f"the spec has been invalid for {INVALID_SPEC_GRACE:g}s with traffic on the new "
+            "version and no analysis: traffic is back on the stable version; fix the spec and "
+            "resume to start the steps again"
+        )
+        try:
+            await restore()
+        except (RouterError, KubeError) as exc:
+            log.warning("%s/%s: %s; but: %s", meta["namespace"], meta["name"], message, exc)
+        else:
+            stalled = stalled.model_copy(
+                update={
+                    "phase": Phase.PAUSED,
+                    "canary_weight": 0,
+                    "current_step": 0,
+                    "paused_by_user": True,
+                    "reason": reason,
+                    "message": message,
+                }
+            )
+            await wiring.events.post(
+                wiring.kube, body, "TrafficRestored", message, warning=True, now=now
+            )
     stored = await write_status(
         wiring.kube, resource, meta["namespace"], meta["name"], raw_status, stalled
     )

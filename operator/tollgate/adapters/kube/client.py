@@ -6,7 +6,9 @@ goes through httpx. Errors come back as :class:`KubeError` subclasses carrying
 the HTTP status, so callers can tell a conflict (409) from a missing object (404).
 """
 
+import asyncio
 import json
+import random
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,6 +39,20 @@ class NotFoundError(KubeError):
 
 class ConflictError(KubeError):
     """409: a write lost a race (stale resourceVersion) or the object already exists."""
+
+
+THROTTLE_RETRIES = 3
+THROTTLE_CAP = 10.0  # seconds: the longest Retry-After honoured in a reconcile
+
+
+def retry_after(header: str | None, attempt: int) -> float:
+    """Seconds to wait before retrying a 429: the server's Retry-After (capped) or an
+    exponential backoff, either with +-25% jitter so that throttled callers spread out."""
+    try:
+        base = float(header) if header is not None else 0.5 * 2**attempt
+    except ValueError:
+        base = 0.5 * 2**attempt
+    return min(THROTTLE_CAP, max(0.0, base)) * random.uniform(0.75, 1.25)
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -76,8 +92,18 @@ class KubeClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request; a 429 (API priority and fairness) is retried after its Retry-After,
+        capped, with jitter, a few times before it is reported like any refusal."""
+        for attempt in range(THROTTLE_RETRIES + 1):
+            response = await self.http.request(method, url, **kwargs)
+            if response.status_code != 429 or attempt == THROTTLE_RETRIES:
+                return response
+            await asyncio.sleep(retry_after(response.headers.get("Retry-After"), attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON:
-        response = await self.http.get(resource.path(namespace, name))
+        response = await self._send("GET", resource.path(namespace, name))
         _raise_for(response)
         body: JSON = response.json()
         return body
@@ -86,13 +112,13 @@ class KubeClient:
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[JSON]:
         params = {"labelSelector": label_selector} if label_selector else None
-        response = await self.http.get(resource.path(namespace), params=params)
+        response = await self._send("GET", resource.path(namespace), params=params)
         _raise_for(response)
         items: list[JSON] = response.json().get("items", [])
         return items
 
     async def create(self, resource: Resource, namespace: str | None, body: JSON) -> JSON:
-        response = await self.http.post(resource.path(namespace), json=body)
+        response = await self._send("POST", resource.path(namespace), json=body)
         _raise_for(response)
         created: JSON = response.json()
         return created
@@ -101,7 +127,7 @@ class KubeClient:
         self, resource: Resource, namespace: str | None, name: str, body: JSON
     ) -> JSON:
         """PUT: the body's metadata.resourceVersion makes it conditional (409 when stale)."""
-        response = await self.http.put(resource.path(namespace, name), json=body)
+        response = await self._send("PUT", resource.path(namespace, name), json=body)
         _raise_for(response)
         replaced: JSON = response.json()
         return replaced
@@ -117,9 +143,10 @@ class KubeClient:
         content_type: str = MERGE,
     ) -> JSON:
         """A merge patch (or JSON patch); a resourceVersion inside makes it conditional."""
-        response = await self.http.patch(
+        response = await self._send(
+            "PATCH",
             resource.path(namespace, name, subresource),
-            content=json.dumps(patch),
+            content=json.dumps(patch, allow_nan=False),
             headers={"Content-Type": content_type},
         )
         _raise_for(response)
@@ -127,6 +154,6 @@ class KubeClient:
         return patched
 
     async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
-        response = await self.http.delete(resource.path(namespace, name))
+        response = await self._send("DELETE", resource.path(namespace, name))
         if response.status_code != 404:
             _raise_for(response)
