@@ -94,7 +94,7 @@ async def test_a_trickling_answer_ends_at_the_total_deadline(client: httpx.Async
     started = time.monotonic()
     with pytest.raises(CallError, match="within 1s"):
         await Outbound(client).request("GET", url, timeout=1.0)
-    assert time.monotonic() - started < 3.0  # a per-read timeout would wait forever
+    assert time.monotonic() - started < 4.0  # a per-read timeout would wait forever
     server.close()
 
 
@@ -120,7 +120,8 @@ async def test_one_slow_endpoint_holds_only_its_share_of_the_pool(
     started = time.monotonic()
     answer = await outbound.request("GET", fast_url, timeout=2.0)
     assert answer.body == b"ok"
-    assert time.monotonic() - started < 1.0  # the pool of 10 is not all held by the slow one
+    assert time.monotonic() - started < 4.0
+    assert not any(task.done() for task in stuck)  # answered while the slow ones still hold
     for task in stuck:
         task.cancel()
     await asyncio.gather(*stuck, return_exceptions=True)
@@ -136,7 +137,8 @@ async def test_waiting_for_a_slot_counts_toward_the_deadline(client: httpx.Async
     started = time.monotonic()
     with pytest.raises(CallError):
         await outbound.request("GET", url, timeout=0.5)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0
+    assert not first.done()  # gave up while the slot was still held
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     server.close()
@@ -173,5 +175,5 @@ async def test_slow_gates_are_asked_together_each_within_its_deadline(
     started = time.monotonic()
     answers = await ask_gates(Outbound(client), gates, [g.name for g in gates], {})
     assert answers == {g.name: GateState.ERROR for g in gates}
-    assert time.monotonic() - started < 3.0  # one after another would take 5s
+    assert time.monotonic() - started < 4.5  # one after another would take 5s
     server.close()

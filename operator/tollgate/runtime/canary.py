@@ -85,6 +85,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         spec.service.port,
         spec.service.target_port,
         spec.service.port_name,
+        recent=wiring.recent,
     )
     try:
         state = await workload.ensure()
@@ -188,7 +189,7 @@ async def claim_targets(
         )
     problems = []
     for path, resource, namespace, name in wanted:
-        holder = await claim(wiring.kube, resource, namespace, name, me, holds)
+        holder = await claim(wiring.kube, resource, namespace, name, me, holds, wiring.recent)
         if holder is not None:
             problems.append(
                 SpecProblem(

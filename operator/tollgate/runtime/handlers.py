@@ -187,6 +187,7 @@ async def _loop(
             seen.pop(key, None)
         for key in count_keys(fresh):
             wiring.counts.forget(key)
+        wiring.recent.forget(lambda key: isinstance(key, tuple) and uid in key)
 
 
 @kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10.0)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from tollgate.adapters.kube.claims import Recent
 from tollgate.adapters.kube.client import KubeClient
 from tollgate.adapters.kube.events import EventSeries
 from tollgate.adapters.metrics.batch import MetricsBatcher
@@ -36,6 +37,7 @@ class Wiring:
     stats: dict[str, int] = field(default_factory=dict)
     outbound: Outbound | None = None  # tenants' endpoints (webhooks); built from http if None
     closing: list[httpx.AsyncClient] = field(default_factory=list)
+    recent: Recent = field(default_factory=Recent)  # objects seen lately (claims, Services)
 
     def __post_init__(self) -> None:
         if self.outbound is None:

@@ -7,7 +7,8 @@ a reason, and touches nothing. A claim whose holder no longer exists (deleted wh
 operator was down, or re-created with a new uid) is taken over.
 """
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,31 @@ from tollgate.adapters.kube.client import KubeClient, NotFoundError
 from tollgate.adapters.kube.resources import Resource
 
 CLAIM_ANNOTATION = "tollgate.dev/claimed-by"
+
+
+class Recent:
+    """Keys seen recently (for ``ttl`` seconds): what need not be read again yet."""
+
+    def __init__(self, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._until: dict[Hashable, float] = {}
+
+    def fresh(self, key: Hashable) -> bool:
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until < self.clock():
+            del self._until[key]
+            return False
+        return True
+
+    def remember(self, key: Hashable) -> None:
+        self._until[key] = self.clock() + self.ttl
+
+    def forget(self, match: Callable[[Hashable], bool]) -> None:
+        for key in [k for k in self._until if match(k)]:
+            del self._until[key]
 
 
 @dataclass(frozen=True)
@@ -44,12 +70,17 @@ async def claim(
     name: str,
     me: Claimant,
     holds: Callable[[Claimant], Awaitable[bool]],
+    claimed: "Recent | None" = None,
 ) -> Claimant | None:
     """Claim one object for ``me``: None when it is ours (or absent), else who holds it.
 
     ``holds`` tells whether another claimant still exists. The write is conditional on the
-    object as read, so two claimants racing for it cannot both win.
+    object as read, so two claimants racing for it cannot both win. A claim seen to be ours is
+    not read again for ``Recent``'s time (a GET per object per tick was a sixth of the
+    operator's CPU at 200 Canaries).
     """
+    if claimed is not None and claimed.fresh((resource.plural, namespace, name, me.uid)):
+        return None
     try:
         obj = await kube.get(resource, namespace, name)
     except NotFoundError:
@@ -57,6 +88,8 @@ async def claim(
     meta: dict[str, Any] = obj.get("metadata") or {}
     current = Claimant.parse((meta.get("annotations") or {}).get(CLAIM_ANNOTATION))
     if current == me:
+        if claimed is not None:
+            claimed.remember((resource.plural, namespace, name, me.uid))
         return None
     if current is not None and await holds(current):
         return current
@@ -67,6 +100,8 @@ async def claim(
         }
     }
     await kube.patch(resource, namespace, name, patch)
+    if claimed is not None:
+        claimed.remember((resource.plural, namespace, name, me.uid))
     return None
 
 

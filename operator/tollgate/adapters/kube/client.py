@@ -41,6 +41,7 @@ class ConflictError(KubeError):
     """409: a write lost a race (stale resourceVersion) or the object already exists."""
 
 
+KUBE_CONNECTIONS = 16  # httpcore's pool scans every connection per request: keep it small
 THROTTLE_RETRIES = 3
 THROTTLE_CAP = 10.0  # seconds: the longest Retry-After honoured in a reconcile
 
@@ -86,6 +87,7 @@ class KubeClient:
             headers={"Accept": "application/json"},
             auth=CredentialsAuth(credentials),
             timeout=timeout,
+            limits=httpx.Limits(max_connections=KUBE_CONNECTIONS),
         )
         return cls(http)
 

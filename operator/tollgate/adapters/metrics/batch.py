@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from tollgate.adapters.metrics.coalesce import Coalescer
+from tollgate.adapters.metrics.coalesce import BATCH_WINDOW, Coalescer
 from tollgate.adapters.metrics.prometheus import PrometheusClient, Series
 from tollgate.adapters.metrics.queries import (
     AnalysisRequest,
@@ -35,7 +35,7 @@ ClientFactory = Callable[[str], PrometheusClient]
 class MetricsBatcher:
     """Coalesces concurrent reads into batched queries."""
 
-    def __init__(self, clients: ClientFactory, window: float = 0.05) -> None:
+    def __init__(self, clients: ClientFactory, window: float = BATCH_WINDOW) -> None:
         self._clients = clients
         self._coalescer: Coalescer[AnalysisRequest, tuple[MetricReading, ...]] = Coalescer(
             self._answer, window

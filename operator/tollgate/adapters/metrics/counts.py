@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tollgate.adapters.metrics.coalesce import Coalescer
+from tollgate.adapters.metrics.coalesce import BATCH_WINDOW, Coalescer
 from tollgate.adapters.metrics.families import Family, Shape, families_for
 from tollgate.adapters.metrics.histograms import bucket_bound
 from tollgate.adapters.metrics.prometheus import PrometheusClient, Sample
@@ -122,7 +122,9 @@ class CountReader:
     (the first reading of a rollout) is usually a batch of its own.
     """
 
-    def __init__(self, clients: Callable[[str], PrometheusClient], window: float = 0.05) -> None:
+    def __init__(
+        self, clients: Callable[[str], PrometheusClient], window: float = BATCH_WINDOW
+    ) -> None:
         self._clients = clients
         self._last: dict[str, tuple[str, dict[SeriesKey, float]]] = {}
         self._reads: Coalescer[tuple[AnalysisRequest, list[Family]], Answers] = Coalescer(

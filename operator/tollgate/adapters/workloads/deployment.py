@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tollgate.adapters.kube.claims import Recent
 from tollgate.adapters.kube.client import ConflictError, KubeClient, NotFoundError
 from tollgate.adapters.kube.resources import DEPLOYMENTS, SERVICES
 
@@ -65,6 +66,7 @@ class DeploymentWorkload:
         target_port: int | None,
         port_name: str,
         owner: JSON | None = None,
+        recent: Recent | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -75,6 +77,7 @@ class DeploymentWorkload:
         self.target_port = target_port or port
         self.port_name = port_name
         self.owner = owner
+        self.recent = recent  # Services seen lately are not read again every tick
 
     async def _get(self, name: str) -> JSON | None:
         try:
@@ -157,10 +160,15 @@ class DeploymentWorkload:
             return await self.kube.get(resource, self.namespace, body["metadata"]["name"])
 
     async def _ensure_service(self, name: str, selector: dict[str, str]) -> None:
+        key = ("services", self.namespace, name)
+        if self.recent is not None and self.recent.fresh(key):
+            return
         try:
             await self.kube.get(SERVICES, self.namespace, name)
         except NotFoundError:
             await self._create(SERVICES, self._service(name, selector))
+        if self.recent is not None:
+            self.recent.remember(key)
 
     async def promote(self, revision: str) -> bool:
         """Copy the target's template to primary; False when the target moved on meanwhile."""
