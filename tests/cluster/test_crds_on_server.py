@@ -117,3 +117,25 @@ def test_the_server_fills_the_defaults_the_offline_checker_fills(
         f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/canaries/{obj['metadata']['name']}"
     )
     assert again.json()["spec"] == offline["spec"]
+
+
+@pytest.mark.parametrize(
+    "nulls",
+    [{"analysis": None}, {"analysis": {"stepWeights": None}}, {"metrics": {"prometheus": None}}],
+    ids=["analysis", "stepWeights", "prometheus"],
+)
+def test_nulls_mean_absent_on_the_server_and_in_the_operator(
+    api: httpx.Client, namespace: str, nulls: dict[str, Any]
+) -> None:
+    from tollgate.api.canary import CanarySpec
+    from tollgate.api.validation import parse
+
+    obj = example("canary-minimal.yaml")
+    obj["spec"].update(nulls)
+    response = create(api, namespace, obj)
+    assert response.status_code == 201, response.text
+    spec, problems = parse(CanarySpec, obj["spec"])
+    assert problems == []
+    assert spec is not None
+    offline = apply_defaults(openapi_schema(crd_for("Canary")), example("canary-minimal.yaml"))
+    assert response.json()["spec"] == offline["spec"]  # the server filled the defaults in

@@ -321,13 +321,17 @@ def _evaluate(entry: JSON, node: JSON, value: Any, old: Any, path: str) -> Itera
     if transition:
         activation["oldSelf"] = to_cel(node, old) if old is not None else None
     where = path + str(entry.get("fieldPath", ""))
+    # the server's words for a rule that fails to evaluate (a duration that overflows, a
+    # missing key): '<path>: Invalid value: "<type>": <error> evaluating rule: <message>'
+    failed = f'Invalid value: "{_json_type(value)}": rule {rule!r} could not be evaluated'
+    said = f"evaluating rule: {entry.get('message') or rule}"
     try:
         result = _program(rule).evaluate(activation)
     except Exception as exc:  # any failure of the rule is the rule's error
-        yield Finding(where, "Invalid", f"rule {rule!r} could not be evaluated: {exc}")
+        yield Finding(where, "Invalid", f"{failed} ({exc}) {said}")
         return
     if isinstance(result, Exception):
-        yield Finding(where, "Invalid", f"rule {rule!r} could not be evaluated: {result}")
+        yield Finding(where, "Invalid", f"{failed} ({result}) {said}")
         return
     if not isinstance(result, celtypes.BoolType):
         yield Finding(where, "Invalid", f"rule {rule!r} returned {result!r}, not a bool")

@@ -277,7 +277,7 @@ BROKEN = {
     "unbounded-string-in-list": "spec.gates[*].name: string in a list or map reachable",
     "bad-default": "spec.analysis.stepWeight.default: Invalid value",
     "default-breaks-cel": "progressDeadline must be longer than interval",
-    "default-lacks-a-field": "spec.analysis.default: Invalid value: <root>: rule",
+    "default-lacks-a-field": "spec.analysis.default: Invalid value: <root>: Invalid value",
     "no-description": "spec.suspend: property has no description",
     "map-key-optional": "'name' must be required or defaulted",
     "set-of-objects": "set lists need scalar or atomic items",

@@ -115,3 +115,19 @@ async def test_deletion_does_not_hang_when_the_route_is_gone(
     await until(api, lambda: api.get(CANARIES, NS, "app") is None)
     reasons = [e.get("reason") for e in api.list_objects("events", NS)]
     assert "TrafficNotRestored" in reasons
+
+
+async def test_the_log_holds_decisions_not_every_request_or_event(
+    cluster: tuple[KubeApiServer, OperatorProcess], tmp_path: Path
+) -> None:
+    api, operator = cluster
+    await until(api, lambda: status(api).phase is Phase.SUCCEEDED)
+    for i in range(20):  # Deployments of other teams, changing: none of the operator's business
+        api.create(DEPLOYMENTS, deployment(f"other{i}", "x:1"))
+    release(api, "app", "app:2")
+    await until(api, lambda: status(api).reason == "Promoted", 60)
+    operator.stop()
+    lines = (tmp_path / "operator.log").read_text().splitlines()
+    assert not [line for line in lines if "HTTP Request:" in line]
+    assert not [line for line in lines if "wake_on_workload" in line and "succeeded" in line]
+    assert not [line for line in lines if "wake_on_change" in line and "succeeded" in line]

@@ -489,3 +489,18 @@ async def test_an_invalid_spec_mid_rollout_puts_traffic_back_after_a_bound() -> 
         await w.tick(1)
         await w.tick(1)
         assert (w.status().current_step, w.route_weight()) == (1, 5)  # the steps start again
+
+
+async def test_a_missing_route_is_recorded_once_not_every_tick() -> None:
+    async with world(stable_and_canary()) as w:
+        await start_rollout(w)
+        w.api.delete(ROUTES, NS, "app")
+        await w.tick(1)
+        routed = condition(w.status(), "TrafficRouted")
+        assert routed is not None
+        assert (routed.status, routed.reason) == (ConditionStatus.FALSE, "RouteNotFound")
+        w.api.clear_requests()
+        for _ in range(3):
+            outcome = await w.tick(1)
+            assert not outcome.status_written  # nothing changed: nothing written
+        assert w.api.writes(CANARIES) == []

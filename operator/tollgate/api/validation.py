@@ -6,6 +6,7 @@ let a bad spec through) and adds the rules a schema cannot state. A spec with pr
 reported as Stalled/InvalidSpec and never reaches the engine.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from itertools import pairwise
@@ -44,6 +45,7 @@ def parse(model: type[SpecT], raw: Any) -> tuple[SpecT | None, list[SpecProblem]
     integer and ``"true"`` not a boolean there, so lax coercion would accept specs the CRD
     refuses.
     """
+    raw = prune_nulls(raw, _schema(model))
     try:
         document = json.dumps(raw, default=str)
     except (TypeError, ValueError) as exc:
@@ -59,6 +61,36 @@ def parse(model: type[SpecT], raw: Any) -> tuple[SpecT | None, list[SpecProblem]
     if isinstance(spec, PromptReleaseSpec):
         return spec, promptrelease_problems(spec)
     return spec, []
+
+
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    from tollgate.api.crds import model_schema  # crds imports the models, which import this
+
+    return model_schema(model)
+
+
+def prune_nulls(raw: Any, schema: dict[str, Any]) -> Any:
+    """``raw`` without the nulls the API server prunes before defaulting: a null for a field
+    that is not nullable (every field here) is as if the field were absent, so
+    ``analysis: null`` means the default analysis on the server, and here too. Free-form maps
+    (``x-kubernetes-preserve-unknown-fields``) keep their nulls, as on the server."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return raw
+    if isinstance(raw, dict):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        out = {}
+        for key, value in raw.items():
+            child = properties.get(key, extra if isinstance(extra, dict) else {})
+            if value is None and not child.get("nullable"):
+                continue
+            out[key] = prune_nulls(value, child)
+        return out
+    if isinstance(raw, list):
+        items = schema.get("items") or {}
+        return [prune_nulls(item, items) for item in raw]
+    return raw
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -67,8 +67,14 @@ def merge(
 
 
 def conditions_for(status: RolloutStatus, generation: int | None, now: datetime) -> list[Condition]:
-    """The conditions that match a status' phase."""
-    return merge(status.conditions, _wanted(status), generation, now)
+    """The conditions that match a status' phase; others (the runtime's TrafficRouted) kept.
+
+    Dropping them made the runtime add them back with a new lastTransitionTime on every tick,
+    and so write status every tick while a route was missing.
+    """
+    wanted = _wanted(status)
+    kept = [c for c in status.conditions if c.type not in wanted]
+    return [*merge(status.conditions, wanted, generation, now), *kept]
 
 
 def with_invalid_spec(

@@ -58,9 +58,38 @@ async def login(**_: Any) -> kopf.ConnectionInfo:
     return (await CREDENTIALS.refresh()).info
 
 
+WATCH_HANDLERS = ("wake_on_change", "wake_prompt_on_change", "wake_on_workload",
+                  "wake_dependent_prompts")  # fmt: skip
+
+
+class _QuietWatchHandlers(logging.Filter):
+    """kopf logs "<handler> succeeded." at INFO for every event an event handler sees: for
+    the Deployment watch that is every Deployment change in the cluster. Those go to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        watch = any(f"'{name}'" in message for name in WATCH_HANDLERS)
+        if record.levelno == logging.INFO and message.endswith("succeeded.") and watch:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_logs() -> None:
+    """Logs are for operators: decisions and state changes at INFO, not every request."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet = _QuietWatchHandlers()
+    for name in ("kopf.objects", "kopf"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietWatchHandlers) for f in logger.filters):
+            logger.addFilter(quiet)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Build the clients once; keep kopf's own bookkeeping in annotations (not in status)."""
+    quiet_logs()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tollgate.dev")
     settings.persistence.finalizer = "tollgate.dev/finalizer"
     settings.posting.enabled = False  # Tollgate posts its own Events
