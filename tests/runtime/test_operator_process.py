@@ -26,6 +26,7 @@ from tollgate.testing.scenario import (
     http_route,
     release,
     rollout_status,
+    route_weight,
 )
 
 pytestmark = pytest.mark.integration
@@ -131,3 +132,41 @@ async def test_the_log_holds_decisions_not_every_request_or_event(
     assert not [line for line in lines if "HTTP Request:" in line]
     assert not [line for line in lines if "wake_on_workload" in line and "succeeded" in line]
     assert not [line for line in lines if "wake_on_change" in line and "succeeded" in line]
+
+
+async def test_a_route_reapplied_without_the_canary_is_put_right_at_once(tmp_path: Path) -> None:
+    """GitOps re-applies the HTTPRoute as written in Git (no canary backendRef): the route watch
+    wakes the Canary, which writes its weight back, long before its next tick (60 s)."""
+    slow = {
+        "skipAnalysis": True,
+        "analysis": {
+            "interval": "60s",
+            "stepWeight": 10,
+            "maxWeight": 50,
+            "progressDeadline": "5m",
+        },
+    }
+    async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+        api.create(DEPLOYMENTS, deployment("app", "app:1"))
+        api.create(ROUTES, http_route("app"))
+        api.create(CANARIES, canary("app", slow))
+        operator = OperatorProcess(
+            kubeconfig,
+            tmp_path / "operator.log",
+            env={"TOLLGATE_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"},
+        )
+        operator.start()
+        try:
+            await until(api, lambda: status(api).phase is Phase.SUCCEEDED)
+            release(api, "app", "app:2")
+            await until(api, lambda: route_weight(api, "app") == 10)
+            as_in_git = http_route("app")
+            stored = api.get(ROUTES, NS, "app")
+            assert stored is not None
+            as_in_git["metadata"] = stored["metadata"]
+            api.replace(ROUTES, NS, "app", as_in_git)
+            assert route_weight(api, "app") == 0
+            await until(api, lambda: route_weight(api, "app") == 10, 15)
+        finally:
+            operator.stop()

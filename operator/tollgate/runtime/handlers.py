@@ -38,6 +38,7 @@ MEMO_WAKE = "tollgate_wake"
 MEMO_SEEN = "tollgate_seen"
 MEMO_TARGETS = "tollgate_targets"
 MEMO_PROMPTS = "tollgate_prompts"
+MEMO_ROUTES = "tollgate_routes"
 FAILED_RETRY = 10.0  # seconds before a failed reconcile is tried again
 CONFLICT_BACKOFF_CAP = 5.0  # seconds: the longest wait after lost write races
 
@@ -59,7 +60,7 @@ async def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 WATCH_HANDLERS = ("wake_on_change", "wake_prompt_on_change", "wake_on_workload",
-                  "wake_dependent_prompts")  # fmt: skip
+                  "wake_on_route", "wake_dependent_prompts")  # fmt: skip
 
 
 class _QuietWatchHandlers(logging.Filter):
@@ -100,6 +101,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo[MEMO_SEEN] = {}
     memo[MEMO_TARGETS] = {}
     memo[MEMO_PROMPTS] = {}
+    memo[MEMO_ROUTES] = {}
 
 
 @kopf.on.cleanup()
@@ -149,6 +151,22 @@ async def wake_on_workload(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     seen: dict[Any, Any] = memo.get(MEMO_SEEN, {})
     if seen.get((uid, name)) != state:
         seen[(uid, name)] = state
+        wake: dict[str, asyncio.Event] = memo.get(MEMO_WAKE, {})
+        if uid in wake:
+            wake[uid].set()
+
+
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes")
+async def wake_on_route(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Wake the Canary whose HTTPRoute changed: a GitOps re-apply that drops the canary's
+    backendRef (or its weight) is put right at once, not at the next tick."""
+    uid = memo.get(MEMO_ROUTES, {}).get((body.metadata.namespace, body.metadata.name or ""))
+    if uid is None:
+        return
+    seen: dict[Any, Any] = memo.get(MEMO_SEEN, {})
+    state = ("route", body.metadata.get("generation"), body.metadata.get("resourceVersion"))
+    if seen.get((uid, "route")) != state:
+        seen[(uid, "route")] = state
         wake: dict[str, asyncio.Event] = memo.get(MEMO_WAKE, {})
         if uid in wake:
             wake[uid].set()
@@ -208,7 +226,7 @@ async def _loop(
                 stopper.cancel()
     finally:  # the object is gone (or the operator stops): forget everything about it
         wake.pop(uid, None)
-        for table in (memo[MEMO_TARGETS], memo[MEMO_PROMPTS]):
+        for table in (memo[MEMO_TARGETS], memo[MEMO_PROMPTS], memo.get(MEMO_ROUTES, {})):
             for key in [k for k, v in table.items() if v == uid]:
                 table.pop(key, None)
         seen: dict[Any, Any] = memo.get(MEMO_SEEN, {})
@@ -227,10 +245,16 @@ async def canary_loop(
     targets: dict[tuple[str | None, str], str] = memo[MEMO_TARGETS]
     uid = body.metadata.uid or ""
 
+    routes: dict[tuple[str | None, str], str] = memo[MEMO_ROUTES]
+
     def remember(fresh: dict[str, Any]) -> None:
-        target = (fresh.get("spec", {}).get("targetRef") or {}).get("name")
+        spec = fresh.get("spec") or {}
+        target = (spec.get("targetRef") or {}).get("name")
         if target:
             targets[(body.metadata.namespace, target)] = uid
+        route = (spec.get("router") or {}).get("httpRoute") or {}
+        if isinstance(route.get("name"), str):
+            routes[(route.get("namespace") or body.metadata.namespace, route["name"])] = uid
 
     def count_keys(fresh: dict[str, Any]) -> list[str]:
         target = (fresh.get("spec", {}).get("targetRef") or {}).get("name")

@@ -56,7 +56,8 @@ def status_patch(old_raw: dict[str, Any] | None, new: RolloutStatus) -> dict[str
         stored = wire(RolloutStatus.model_validate(body))
     except ValidationError:
         stored = body
-    if wire(read_status(old_raw)[0]) == stored:
+    old, dropped = read_status(old_raw)
+    if not dropped and wire(old) == stored:  # a field the model refused is repaired by a write
         return None
     known = status_fields()
     for key in old_raw:
