@@ -6,6 +6,7 @@ The rollouts here skip analysis (their subject is the control loop, not the metr
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,16 @@ def weight_writes(api: KubeApiServer) -> list[int]:
     return out
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApiServer, OperatorProcess]]:
+@asynccontextmanager
+async def operated(
+    tmp_path: Path, spec: dict[str, Any]
+) -> AsyncIterator[tuple[KubeApiServer, OperatorProcess]]:
+    """A Deployment, its HTTPRoute and a Canary with ``spec``, and the operator running."""
     async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         api.create(DEPLOYMENTS, deployment("app", "app:1"))
         api.create(ROUTES, http_route("app"))
-        api.create(CANARIES, canary("app", FAST))
+        api.create(CANARIES, canary("app", spec))
         operator = OperatorProcess(
             kubeconfig,
             tmp_path / "operator.log",
@@ -67,6 +71,12 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApiServer, Operator
             yield api, operator.start()
         finally:
             operator.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApiServer, OperatorProcess]]:
+    async with operated(tmp_path, FAST) as world:
+        yield world
 
 
 async def until(api: KubeApiServer, predicate: Any, timeout: float = 30.0) -> None:
@@ -146,27 +156,14 @@ async def test_a_route_reapplied_without_the_canary_is_put_right_at_once(tmp_pat
             "progressDeadline": "5m",
         },
     }
-    async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
-        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-        api.create(DEPLOYMENTS, deployment("app", "app:1"))
-        api.create(ROUTES, http_route("app"))
-        api.create(CANARIES, canary("app", slow))
-        operator = OperatorProcess(
-            kubeconfig,
-            tmp_path / "operator.log",
-            env={"TOLLGATE_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"},
-        )
-        operator.start()
-        try:
-            await until(api, lambda: status(api).phase is Phase.SUCCEEDED)
-            release(api, "app", "app:2")
-            await until(api, lambda: route_weight(api, "app") == 10)
-            as_in_git = http_route("app")
-            stored = api.get(ROUTES, NS, "app")
-            assert stored is not None
-            as_in_git["metadata"] = stored["metadata"]
-            api.replace(ROUTES, NS, "app", as_in_git)
-            assert route_weight(api, "app") == 0
-            await until(api, lambda: route_weight(api, "app") == 10, 15)
-        finally:
-            operator.stop()
+    async with operated(tmp_path, slow) as (api, _operator):
+        await until(api, lambda: status(api).phase is Phase.SUCCEEDED)
+        release(api, "app", "app:2")
+        await until(api, lambda: route_weight(api, "app") == 10)
+        as_in_git = http_route("app")
+        stored = api.get(ROUTES, NS, "app")
+        assert stored is not None
+        as_in_git["metadata"] = stored["metadata"]
+        api.replace(ROUTES, NS, "app", as_in_git)
+        assert route_weight(api, "app") == 0
+        await until(api, lambda: route_weight(api, "app") == 10, 15)
