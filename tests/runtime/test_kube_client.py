@@ -140,3 +140,15 @@ async def test_a_deleted_object_leaves_nothing_behind_in_the_operator(
     assert memo[MEMO_SEEN] == {}
     assert "default/app" not in wiring.counts._last
     await wiring.http.aclose()
+
+
+@pytest.mark.parametrize("delay", [1.0, 2.3, 9.999, 30.0])
+def test_wake_ups_land_on_whole_seconds_so_rollouts_read_together(delay: float) -> None:
+    from tollgate.runtime.handlers import on_the_second
+
+    before = time.time()
+    waited = on_the_second(delay)
+    due = before + waited
+    assert delay <= waited < delay + 1.0
+    assert abs(due - round(due)) < 0.01
+    assert on_the_second(0.2) == 0.2  # a retry that is due now is not held back

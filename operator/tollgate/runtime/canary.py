@@ -45,15 +45,29 @@ def router_for(spec: CanarySpec, namespace: str, wiring: Wiring) -> GatewayApiRo
         raise RouterError(
             "UnsupportedRouter", f"router provider {spec.router.provider.value} is not built yet"
         )
-    target = spec.target_ref.name
+    route = spec.router.http_route
+    return route_router(
+        wiring, namespace, route.name, route.namespace, spec.target_ref.name, spec.service.port
+    )
+
+
+def route_router(
+    wiring: Wiring,
+    namespace: str,
+    route: str,
+    route_namespace: str | None,
+    target: str,
+    port: int,
+) -> GatewayApiRouter:
+    """The weights of ``<target>-primary`` and ``<target>-canary`` in one HTTPRoute."""
     return GatewayApiRouter(
         wiring.kube,
         namespace,
-        spec.router.http_route.name,
-        spec.router.http_route.namespace,
+        route,
+        route_namespace,
         primary=f"{target}-primary",
         canary=f"{target}-canary",
-        port=spec.service.port,
+        port=port,
     )
 
 
@@ -150,15 +164,9 @@ async def raw_restore(body: dict[str, Any], wiring: Wiring) -> None:
         isinstance(route.get("name"), str) and isinstance(target, str) and isinstance(port, int)
     ):
         raise RouterError("RouteUnknown", "the invalid spec does not say which route to restore")
-    namespace = body["metadata"]["namespace"]
-    router = GatewayApiRouter(
-        wiring.kube,
-        namespace,
-        route["name"],
-        route.get("namespace") if isinstance(route.get("namespace"), str) else None,
-        primary=f"{target}-primary",
-        canary=f"{target}-canary",
-        port=port,
+    route_namespace = route.get("namespace") if isinstance(route.get("namespace"), str) else None
+    router = route_router(
+        wiring, body["metadata"]["namespace"], route["name"], route_namespace, target, port
     )
     await router.set_weight(0)
 

@@ -338,8 +338,10 @@ def canary_restore(body: dict[str, Any]) -> Restore | None:
     spec, _problems = parse(CanarySpec, body.get("spec"))
     if spec is None:
         return None
-    namespace = (body.get("metadata") or {}).get("namespace") or ""
+    return restore_primary(spec, (body.get("metadata") or {}).get("namespace") or "")
 
+
+def restore_primary(spec: CanarySpec, namespace: str) -> Restore:
     async def restore(wiring: Wiring) -> None:
         await router_for(spec, namespace, wiring).set_weight(0)
 
@@ -362,16 +364,17 @@ def prompt_restore(body: dict[str, Any]) -> Restore | None:
 
 @kopf.on.delete(GROUP, VERSION, "canaries")
 async def canary_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Put all traffic back on primary before the Canary goes; never hang on a missing route."""
-    restore = canary_restore(dict(body))
-    if restore is not None:
-        await _restore_on_delete(body, memo, restore, "primary")
+    """Put all traffic back on primary before the Canary goes; never hang on a missing route;
+    then release its claims on the target and the route."""
     spec, _problems = parse(CanarySpec, dict(body.spec))
-    if spec is not None:
-        try:
-            await release_targets(spec, dict(body), _wiring(memo))
-        except KubeError as exc:  # a stale claim is taken over by the next Canary anyway
-            log.warning("claims of Canary %s not released: %s", body.metadata.name, exc)
+    if spec is None:
+        return
+    restore = restore_primary(spec, body.metadata.namespace or "")
+    await _restore_on_delete(body, memo, restore, "primary")
+    try:
+        await release_targets(spec, dict(body), _wiring(memo))
+    except KubeError as exc:  # a stale claim is taken over by the next Canary anyway
+        log.warning("claims of Canary %s not released: %s", body.metadata.name, exc)
 
 
 @kopf.on.delete(GROUP, VERSION, "promptreleases")

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tollgate.adapters.kube.claims import Recent
 from tollgate.adapters.kube.client import KubeClient
 from tollgate.adapters.kube.events import EventSeries
+from tollgate.adapters.kube.recent import Recent
 from tollgate.adapters.metrics.batch import MetricsBatcher
 from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient

@@ -7,40 +7,15 @@ a reason, and touches nothing. A claim whose holder no longer exists (deleted wh
 operator was down, or re-created with a new uid) is taken over.
 """
 
-import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tollgate.adapters.kube.client import KubeClient, NotFoundError
+from tollgate.adapters.kube.recent import Recent
 from tollgate.adapters.kube.resources import Resource
 
 CLAIM_ANNOTATION = "tollgate.dev/claimed-by"
-
-
-class Recent:
-    """Keys seen recently (for ``ttl`` seconds): what need not be read again yet."""
-
-    def __init__(self, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._until: dict[Hashable, float] = {}
-
-    def fresh(self, key: Hashable) -> bool:
-        until = self._until.get(key)
-        if until is None:
-            return False
-        if until < self.clock():
-            del self._until[key]
-            return False
-        return True
-
-    def remember(self, key: Hashable) -> None:
-        self._until[key] = self.clock() + self.ttl
-
-    def forget(self, match: Callable[[Hashable], bool]) -> None:
-        for key in [k for k in self._until if match(k)]:
-            del self._until[key]
 
 
 @dataclass(frozen=True)
@@ -70,7 +45,7 @@ async def claim(
     name: str,
     me: Claimant,
     holds: Callable[[Claimant], Awaitable[bool]],
-    claimed: "Recent | None" = None,
+    claimed: Recent | None = None,
 ) -> Claimant | None:
     """Claim one object for ``me``: None when it is ours (or absent), else who holds it.
 

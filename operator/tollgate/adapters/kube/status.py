@@ -52,13 +52,16 @@ def status_patch(old_raw: dict[str, Any] | None, new: RolloutStatus) -> dict[str
     """
     old_raw = old_raw or {}
     body = wire(new)
-    try:  # as it reads back: a dropped NaN comes back as its field's default
-        stored = wire(RolloutStatus.model_validate(body))
-    except ValidationError:
-        stored = body
     old, dropped = read_status(old_raw)
-    if not dropped and wire(old) == stored:  # a field the model refused is repaired by a write
-        return None
+    if not dropped:  # a field the model refused is repaired by a write
+        before = wire(old)
+        if before == body:
+            return None
+        try:  # as it reads back: a dropped NaN comes back as its field's default
+            if wire(RolloutStatus.model_validate(body)) == before:
+                return None
+        except ValidationError:
+            pass
     known = status_fields()
     for key in old_raw:
         if key in known and key not in body:

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tollgate.adapters.kube.claims import Recent
 from tollgate.adapters.kube.client import ConflictError, KubeClient, NotFoundError
+from tollgate.adapters.kube.recent import Recent
 from tollgate.adapters.kube.resources import DEPLOYMENTS, SERVICES
 
 JSON = dict[str, Any]
