@@ -75,7 +75,8 @@ def test_validate_warns_when_the_plan_cannot_resolve_a_limit_at_the_traffic(
     minimal = str(ROOT / "examples" / "canary-minimal.yaml")
     assert main(["validate", minimal, "--rps", "1"]) == 0  # a warning, not a problem
     out = capsys.readouterr().out
-    assert "warning: errorRate.max: at 1 req/s the plan shows the canary about 368 requests" in out
+    # the steps, then the last step at 50% for up to evidenceDeadline (30m): 968 requests
+    assert "warning: errorRate.max: at 1 req/s the plan shows the canary about 968 requests" in out
     assert "3,671 are needed to resolve this limit" in out
     assert main(["validate", minimal, "--rps", "20"]) == 0
     assert "warning" not in capsys.readouterr().out

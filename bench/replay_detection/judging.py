@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from bench.replay_detection.manifests import Manifest
+from tollgate.adapters.outbound import Outbound
 from tollgate.api.status import Verdict as CheckVerdict
 from tollgate.cli.replay import (
     ReplayOutcome,
@@ -23,6 +24,7 @@ from tollgate.cli.replay import (
     replay,
     target_from_document,
 )
+from tollgate.runtime.wiring import OWN_CONNECTIONS
 
 # Outcome groups of the report.
 EVIDENCE, DEADLINE, PROMOTED, UNDECIDED, BROKEN = (
@@ -115,10 +117,12 @@ async def judge_chunk(
 ) -> list[Judgement]:
     """Replay every job from ``start`` (the canary's first request) for ``horizon`` seconds."""
     end = start + timedelta(seconds=horizon)
-    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    # the bench's Prometheus stands for the operator's own: its pool, not a tenant's share
+    limits = httpx.Limits(max_connections=OWN_CONNECTIONS, max_keepalive_connections=16)
     async with httpx.AsyncClient(limits=limits) as http:
+        calls = Outbound(http, per_endpoint=OWN_CONNECTIONS)
         readers = {
-            m: ReplayReaders.over(http, timeout=60.0) for m in {j.manifest.name for j in jobs}
+            m: ReplayReaders.over(calls, timeout=60.0) for m in {j.manifest.name for j in jobs}
         }
 
         async def one(job: Replay) -> Judgement:

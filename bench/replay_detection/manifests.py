@@ -26,6 +26,7 @@ from bench.replay_detection.openmetrics import OTEL, PROMETHEUS
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WORKLOAD = "app"
 STRIPPED = ("gates", "notifications")
+REPLAY_TIMEOUT = "60s"  # the longest call timeout the API takes
 
 # analysis all defaults; checks as in README's minimal example, plus TTFT and cost in the
 # same style so that every scenario has a check of this spec that can see it.
@@ -97,6 +98,11 @@ class Manifest:
             doc["spec"].pop(key, None)
         if self.kind == "Canary":
             doc["spec"]["targetRef"]["name"] = WORKLOAD
+        prometheus = (doc["spec"].get("metrics") or {}).get("prometheus")
+        if isinstance(prometheus, dict) and "timeout" in prometheus:
+            # a replay reads 30 minutes of history as fast as one Prometheus answers, for every
+            # replay of a chunk at once: a timeout meant for one live reading does not apply
+            prometheus["timeout"] = REPLAY_TIMEOUT
         return doc
 
 

@@ -222,3 +222,11 @@ class AnalysisSpec(ApiModel):
         description="Longest a step may wait for readiness, data or gates before the rollout is "
         "rolled back (time in a requested pause does not count).",
     )
+    evidence_deadline: Duration = Field(
+        default="30m",
+        description="Longest the last step may wait for the sample that resolves every limit "
+        "(reason WaitingForEvidence), counted like progressDeadline: past progressDeadline the "
+        "wait is extended (reason DeadlineExtended) only while the canary's traffic at this step "
+        "is projected to reach that sample within evidenceDeadline; otherwise withoutEvidence "
+        "applies at progressDeadline. No longer than progressDeadline: never extended.",
+    )

@@ -79,6 +79,14 @@ class CanarySpec(RolloutSpec):
         "its release to be promoted and are rolled back when it is rolled back.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+    revert_on_deletion: bool = Field(
+        default=False,
+        description="What deleting the Canary does. false: all traffic on '<name>-primary' (the "
+        "last analysed revision), which keeps running with its Services, no longer owned. true: "
+        "traffic back on the target Deployment itself ('<name>-primary' Service selects its "
+        "pods, '<name>-primary' Deployment deleted), only when the target runs the stable "
+        "revision and is ready; otherwise as false, with a NotReverted Event.",
+    )
 
 
 class Canary(ApiModel):

@@ -25,6 +25,7 @@ from tollgate.adapters.metrics.batch import MetricsBatcher
 from tollgate.adapters.metrics.counts import CountReader
 from tollgate.adapters.metrics.prometheus import PrometheusClient
 from tollgate.adapters.metrics.queries import AnalysisRequest
+from tollgate.adapters.outbound import Outbound
 from tollgate.api import API_VERSION
 from tollgate.api.canary import CanarySpec
 from tollgate.api.durations import seconds
@@ -168,7 +169,7 @@ class ReplayReaders:
     counts: CountReader
 
     @classmethod
-    def over(cls, http: httpx.AsyncClient, timeout: float = 10.0) -> "ReplayReaders":
+    def over(cls, http: httpx.AsyncClient | Outbound, timeout: float = 10.0) -> "ReplayReaders":
         def client(address: str) -> PrometheusClient:
             return PrometheusClient(address, timeout, client=http)
 

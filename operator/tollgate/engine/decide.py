@@ -49,6 +49,7 @@ from tollgate.engine.evidence import (
     PlannedTest,
     explain_evidence,
     limit_test,
+    shortfall,
     split_alpha,
     tests_of,
     unresolved,
@@ -447,7 +448,7 @@ class _Tick:
             warning = (
                 f"; at the traffic seen ({rate * weight:.3g} canary requests/s at {weight}%) the "
                 f"plan can reach about {reachable:,.0f} canary requests and {need} to resolve "
-                "this limit: more traffic, a longer progressDeadline or a larger "
+                "this limit: more traffic, a longer evidenceDeadline or a larger "
                 "sequential.detect would"
             )
             warned.append(e.model_copy(update={"message": e.message + warning}))
@@ -645,10 +646,12 @@ class _Tick:
         pause = self.plan.pauses.get(self.st.canary_weight)
         if pause is not None:
             budget += pause
-        if self.elapsed(self.st.step_started_at) <= budget:
+        spent = self.elapsed(self.st.step_started_at)
+        if spent <= budget:
             return
         if self.reason in WAITING_FOR_EVIDENCE and not self.spec.skip_analysis:
-            self.without_evidence()
+            if not (self.reason == "WaitingForEvidence" and self.extended(spent, budget)):
+                self.without_evidence()
         else:
             self.rollback(
                 "ProgressDeadlineExceeded",
@@ -656,14 +659,44 @@ class _Tick:
                 f"(deadline {self.spec.analysis.progress_deadline}); last: {self.message}",
             )
 
+    def extended(self, spent: float, budget: float) -> bool:
+        """Past the progress deadline at the last step: keep waiting for the sample that
+        resolves every limit while this step's traffic brings it within the evidence deadline.
+
+        The rate is the step's counted canary requests over the time up to the last reading,
+        so that the projection (and status) changes only when counts do.
+        """
+        limit = budget - self.deadline + seconds(self.spec.analysis.evidence_deadline)
+        short = shortfall(self.spec, self.st.evidence, skip=set(self.obs.untestable))
+        counted = self.elapsed(self.st.step_started_at) - self.elapsed(self.st.last_count_at)
+        rate = self.st.step_samples / counted if counted > 0 and self.st.last_count_at else 0.0
+        if short is None or rate <= 0 or spent + short / rate > limit:
+            return False
+        analysis = self.spec.analysis
+        message = (
+            f"{self.message}; progressDeadline {analysis.progress_deadline} passed, extended "
+            f"up to evidenceDeadline {analysis.evidence_deadline}: about {short:,.0f} more "
+            f"canary requests, {short / rate:,.0f}s at {rate:.3g}/s"
+        )
+        if self.before.reason != "DeadlineExtended":
+            self.notify(EventKind.EXTENDED, "DeadlineExtended", message)
+        self.note("DeadlineExtended", message)
+        return True
+
     def without_evidence(self) -> None:
         """The deadline passed while the rollout only waited for evidence: the spec decides.
 
         Not a verdict on the version: the reason says so, and the replay's exit status too.
         """
         seen = sum(e.canary_total for e in self.st.evidence[:1]) or self.st.step_samples
+        analysis = self.spec.analysis
+        waited = (
+            analysis.evidence_deadline
+            if self.before.reason == "DeadlineExtended"
+            else analysis.progress_deadline
+        )
         message = (
-            f"no verdict within {self.spec.analysis.progress_deadline} at "
+            f"no verdict within {waited} at "
             f"{self.st.canary_weight}%: "
             + (
                 f"{seen:,.0f} canary requests counted, not enough; "

@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     STALLED = "Stalled"
+    EXTENDED = "Extended"
     REQUEST_IGNORED = "RequestIgnored"
 
 

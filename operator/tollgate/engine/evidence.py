@@ -377,6 +377,23 @@ def unresolved(
     return out
 
 
+def shortfall(
+    spec: RolloutSpec, evidence: Sequence[EvidenceStatus], skip: Collection[str] = ()
+) -> float | None:
+    """The most canary requests any test still needs before its limit is resolved (0 when
+    none does); None when some test has no counts yet or no sample can resolve it."""
+    by_name = {e.name: e for e in evidence}
+    most = 0.0
+    for planned in planned_tests(spec):
+        if planned.name in skip:
+            continue
+        e = by_name.get(planned.name)
+        if e is None or e.needed is None:
+            return None
+        most = max(most, e.needed - e.canary_total)
+    return most
+
+
 @dataclass(frozen=True)
 class Resolution:
     """Whether a limit test can be resolved by the plan at a given traffic."""

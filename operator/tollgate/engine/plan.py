@@ -52,10 +52,16 @@ def plan_for(analysis: AnalysisSpec) -> StepPlan:
     return StepPlan(weights=weights, pauses=pauses)
 
 
+def last_step_budget(analysis: AnalysisSpec) -> float:
+    """Seconds the last step may wait for evidence: the progress deadline, or the evidence
+    deadline when longer (engine/decide.py extends only while the traffic can make it)."""
+    return max(seconds(analysis.progress_deadline), seconds(analysis.evidence_deadline))
+
+
 def weighted_seconds_left(analysis: AnalysisSpec, step: int, spent: float) -> float:
     """What the rest of the plan can still show a canary: the sum over the remaining steps of
     weight (percent) x seconds, each step lasting its analyses (and timed pause), the last one
-    up to the progress deadline, ``spent`` seconds of the current step already gone.
+    up to its evidence budget, ``spent`` seconds of the current step already gone.
 
     Times the canary's requests per weight-percent-second, it is the most evidence the plan
     can still gather (pauses until resumed count as nothing).
@@ -68,7 +74,7 @@ def weighted_seconds_left(analysis: AnalysisSpec, step: int, spent: float) -> fl
         last = at == len(plan.weights)
         length = max(
             interval * analysis.analyses_per_step,
-            seconds(analysis.progress_deadline) if last else 0.0,
+            last_step_budget(analysis) if last else 0.0,
         )
         length += plan.pauses.get(weight) or 0.0
         if at == step:

@@ -36,7 +36,14 @@ from tollgate.runtime.spec_checks import runtime_problems
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate.canary")
-__all__ = ["Outcome", "analysis_request", "reconcile_canary", "release_targets", "router_for"]
+__all__ = [
+    "Outcome",
+    "analysis_request",
+    "hand_over",
+    "reconcile_canary",
+    "release_targets",
+    "router_for",
+]
 
 
 def router_for(spec: CanarySpec, namespace: str, wiring: Wiring) -> GatewayApiRouter:
@@ -99,6 +106,7 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         spec.service.port,
         spec.service.target_port,
         spec.service.port_name,
+        owner=body,
         recent=wiring.recent,
     )
     try:
@@ -151,6 +159,52 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
         return await act_in_order(actions, body, wiring, now, router.set_weight, workload.promote)
 
     return await record_then_act(wiring, CANARIES, body, decision, router_error, now, act)
+
+
+async def hand_over(spec: CanarySpec, body: dict[str, Any], wiring: Wiring, restored: bool) -> None:
+    """What the deleted Canary leaves behind (``revertOnDeletion``), said in an Event.
+
+    ``restored``: the route's traffic is all on primary already. Without it nothing is
+    reverted: the target's pods may run a revision never analysed.
+    """
+    namespace, target = body["metadata"]["namespace"], spec.target_ref.name
+    workload = DeploymentWorkload(
+        wiring.kube,
+        namespace,
+        target,
+        spec.service.port,
+        spec.service.target_port,
+        spec.service.port_name,
+        owner=body,
+        recent=wiring.recent,
+    )
+    why: str | None = None
+    if spec.revert_on_deletion:
+        why = await workload.revertible() if restored else "the route could not be restored"
+        if why is None:
+            await workload.revert()
+            await workload.release()
+            await wiring.events.post(
+                wiring.kube,
+                body,
+                "Reverted",
+                f"deleted: traffic back on Deployment {target} (Service {target}-primary selects "
+                f"its pods; Deployment {target}-primary deleted)",
+                warning=False,
+                now=wiring.now(),
+            )
+            return
+    await workload.release()
+    traffic = f"all traffic on {target}-primary" if restored else "traffic not restored"
+    kept = (
+        f"{traffic}; {target}-primary keeps running with Services {target}-primary and "
+        f"{target}-canary, no longer owned by the Canary"
+    )
+    if why is not None:
+        reason, message, warning = "NotReverted", f"deleted, not reverted ({why}): {kept}", True
+    else:
+        reason, message, warning = "Released", f"deleted: {kept}", not restored
+    await wiring.events.post(wiring.kube, body, reason, message, warning=warning, now=wiring.now())
 
 
 async def raw_restore(body: dict[str, Any], wiring: Wiring) -> None:

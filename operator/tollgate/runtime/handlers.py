@@ -25,7 +25,7 @@ from tollgate.api.canary import CanarySpec
 from tollgate.api.intents import REQUEST_ANNOTATION
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import parse
-from tollgate.runtime.canary import reconcile_canary, release_targets, router_for
+from tollgate.runtime.canary import hand_over, reconcile_canary, release_targets, router_for
 from tollgate.runtime.failures import Restore, Streak, report_failure
 from tollgate.runtime.promptrelease import publisher_for, reconcile_prompt_release
 from tollgate.runtime.recording import CONFLICT_RETRY, Outcome
@@ -87,12 +87,29 @@ def quiet_logs() -> None:
             logger.addFilter(quiet)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keep no copy of the last handled spec (kopf's ``last-handled-configuration``).
+
+    kopf stores one to tell an update from a create for its change handlers. Tollgate has none:
+    daemons read the live object, event handlers compare generations, and the only change
+    handler is on.delete, which a deletionTimestamp tells apart. A full copy of every spec in
+    an annotation is only weight on every object (and a second place GitOps tools diff).
+    """
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Build the clients once; keep kopf's own bookkeeping in annotations (not in status)."""
     quiet_logs()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tollgate.dev")
     settings.persistence.finalizer = "tollgate.dev/finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # Tollgate posts its own Events
     settings.watching.server_timeout = 300
     kube = await KubeClient.from_credentials(CREDENTIALS)
@@ -302,20 +319,25 @@ async def wake_dependent_prompts(body: kopf.Body, memo: kopf.Memo, **_: Any) -> 
 
 async def _restore_on_delete(
     body: kopf.Body, memo: kopf.Memo, restore: Callable[[Wiring], Awaitable[object]], what: str
-) -> None:
-    """Run ``restore`` within the delete timeout; on failure post an Event instead of hanging."""
+) -> bool:
+    """Run ``restore`` within the delete timeout; on failure post an Event instead of hanging
+    (False)."""
     wiring = _wiring(memo)
     try:
         await asyncio.wait_for(restore(wiring), timeout=wiring.settings.delete_timeout)
     except (RouterError, KubeError, TimeoutError) as exc:
-        await wiring.events.post(
-            wiring.kube,
-            dict(body),
-            "TrafficNotRestored",
-            f"could not put all traffic on {what} on deletion: {exc}",
-            warning=True,
-            now=wiring.now(),
+        await _warn(
+            wiring, body, "TrafficNotRestored", f"could not put all traffic on {what}: {exc}"
         )
+        return False
+    return True
+
+
+async def _warn(wiring: Wiring, body: kopf.Body, reason: str, message: str) -> None:
+    """A Warning Event about a Canary being deleted."""
+    await wiring.events.post(
+        wiring.kube, dict(body), reason, f"on deletion: {message}", warning=True, now=wiring.now()
+    )
 
 
 def conflict_backoff(conflicts: int) -> float:
@@ -364,15 +386,25 @@ def prompt_restore(body: dict[str, Any]) -> Restore | None:
 
 @kopf.on.delete(GROUP, VERSION, "canaries")
 async def canary_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Put all traffic back on primary before the Canary goes; never hang on a missing route;
-    then release its claims on the target and the route."""
+    """Put all traffic back on primary before the Canary goes; never hang on a missing route.
+    Then, as ``revertOnDeletion`` says, leave primary serving without owner references, or
+    hand the traffic back to the target's own pods; release the claims on target and route."""
     spec, _problems = parse(CanarySpec, dict(body.spec))
     if spec is None:
         return
+    wiring = _wiring(memo)
     restore = restore_primary(spec, body.metadata.namespace or "")
-    await _restore_on_delete(body, memo, restore, "primary")
+    restored = await _restore_on_delete(body, memo, restore, "primary")
     try:
-        await release_targets(spec, dict(body), _wiring(memo))
+        await asyncio.wait_for(
+            hand_over(spec, dict(body), wiring, restored), timeout=wiring.settings.delete_timeout
+        )
+    except (KubeError, TimeoutError) as exc:
+        what = f"{spec.target_ref.name}-primary and its Services"
+        await _warn(wiring, body, "ReleaseFailed", f"could not release {what}: {exc}")
+        raise kopf.TemporaryError(f"release failed: {exc}", delay=5.0) from exc
+    try:
+        await release_targets(spec, dict(body), wiring)
     except KubeError as exc:  # a stale claim is taken over by the next Canary anyway
         log.warning("claims of Canary %s not released: %s", body.metadata.name, exc)
 

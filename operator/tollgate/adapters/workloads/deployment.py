@@ -1,11 +1,16 @@
 """The Flagger model for a Canary: the user's Deployment is the candidate, Git owns it.
 
 Tollgate creates and owns ``<name>-primary`` (the stable version) and the Services
-``<name>-primary`` and ``<name>-canary``. A new pod template of the target is a new revision
+``<name>-primary`` and ``<name>-canary`` (owner references to the Canary, so that GitOps tools
+show them under it). A new pod template of the target is a new revision
 (a hash of the template); promotion copies the template to primary; a rollback leaves the
 target alone (Git still holds it) and sends all traffic to primary. Primary pods carry the
 target's labels with every selector value suffixed ``-primary``, so the two Services (and the
 metric queries, by pod name) never select each other's pods.
+
+When the Canary is deleted, :meth:`DeploymentWorkload.release` leaves the three objects
+running without owner references (the stable keeps serving), or :meth:`revert` hands the
+traffic back to the user's Deployment, when it runs the stable revision.
 """
 
 import copy
@@ -22,6 +27,29 @@ JSON = dict[str, Any]
 REVISION_ANNOTATION = "tollgate.dev/revision"
 TRACK_LABEL = "tollgate.dev/track"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tollgate"}
+
+
+def owner_reference(owner: JSON) -> JSON:
+    """The reference that makes ``owner`` (the Canary) the controller of an object."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+    }
+
+
+def _owned_by(obj: JSON, uid: str) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)
+
+
+def ours(obj: JSON) -> bool:
+    """Made by Tollgate (the managed-by label), so Tollgate may correct and adopt it."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in MANAGED_BY.items())
 
 
 def template_revision(template: JSON) -> str:
@@ -79,6 +107,16 @@ class DeploymentWorkload:
         self.owner = owner
         self.recent = recent  # Services seen lately are not read again every tick
 
+    def _owned(self) -> JSON:
+        return {"ownerReferences": [owner_reference(self.owner)]} if self.owner else {}
+
+    async def _adopt(self, resource: Any, obj: JSON) -> None:
+        """Give an object made before owner references (or by another Canary) ours."""
+        if self.owner is None or _owned_by(obj, self.owner["metadata"]["uid"]) or not ours(obj):
+            return
+        name = obj["metadata"]["name"]
+        await self.kube.patch(resource, self.namespace, name, {"metadata": self._owned()})
+
     async def _get(self, name: str) -> JSON | None:
         try:
             return await self.kube.get(DEPLOYMENTS, self.namespace, name)
@@ -108,6 +146,7 @@ class DeploymentWorkload:
                 "namespace": self.namespace,
                 "labels": {**MANAGED_BY, TRACK_LABEL: "primary"},
                 "annotations": {REVISION_ANNOTATION: revision},
+                **self._owned(),
             },
             "spec": {
                 "replicas": target["spec"].get("replicas", 1),
@@ -121,7 +160,12 @@ class DeploymentWorkload:
         return {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": name, "namespace": self.namespace, "labels": dict(MANAGED_BY)},
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": dict(MANAGED_BY),
+                **self._owned(),
+            },
             "spec": {
                 "selector": selector,
                 "ports": [
@@ -141,11 +185,11 @@ class DeploymentWorkload:
         primary = await self._get(self.primary)
         if primary is None:
             primary = await self._create(DEPLOYMENTS, self._primary_from(target, revision))
+        else:
+            await self._adopt(DEPLOYMENTS, primary)
         match = target["spec"]["selector"].get("matchLabels", {})
         await self._ensure_service(self.canary_service, dict(match))
-        await self._ensure_service(
-            self.primary, {**{k: f"{v}-primary" for k, v in match.items()}, TRACK_LABEL: "primary"}
-        )
+        await self._ensure_service(self.primary, self._primary_selector(match))
         stable = (primary.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION)
         return WorkloadState(
             revision=revision,
@@ -159,16 +203,98 @@ class DeploymentWorkload:
         except ConflictError:  # created meanwhile (another replica, a retry)
             return await self.kube.get(resource, self.namespace, body["metadata"]["name"])
 
+    @staticmethod
+    def _primary_selector(match: dict[str, str]) -> dict[str, str]:
+        return {**{k: f"{v}-primary" for k, v in match.items()}, TRACK_LABEL: "primary"}
+
     async def _ensure_service(self, name: str, selector: dict[str, str]) -> None:
+        """Create the Service, or put its selector right: a primary Service that selected the
+        target's pods (after a revert, or an edit) would serve an unanalysed revision."""
         key = ("services", self.namespace, name)
         if self.recent is not None and self.recent.fresh(key):
             return
         try:
-            await self.kube.get(SERVICES, self.namespace, name)
+            found = await self.kube.get(SERVICES, self.namespace, name)
         except NotFoundError:
             await self._create(SERVICES, self._service(name, selector))
+        else:
+            if ours(found):  # a Service the user made is theirs to get right
+                await self._select(found, selector)
+                await self._adopt(SERVICES, found)
         if self.recent is not None:
             self.recent.remember(key)
+
+    async def release(self) -> list[str]:
+        """Drop our owner references from primary and both Services, which keep running
+        (deleting the Canary must not garbage-collect what serves its traffic)."""
+        released = []
+        uid = self.owner["metadata"]["uid"] if self.owner else None
+        if self.recent is not None:  # the next Canary of this target checks them afresh
+            names = {("services", self.namespace, n) for n in (self.primary, self.canary_service)}
+            self.recent.forget(lambda key: key in names)
+        for resource, name in (
+            (DEPLOYMENTS, self.primary),
+            (SERVICES, self.primary),
+            (SERVICES, self.canary_service),
+        ):
+            try:
+                obj = await self.kube.get(resource, self.namespace, name)
+            except NotFoundError:
+                continue
+            refs = obj["metadata"].get("ownerReferences") or []
+            kept = [r for r in refs if r.get("uid") != uid]
+            if len(kept) != len(refs):
+                patch = {"metadata": {"ownerReferences": kept or None}}
+                await self.kube.patch(resource, self.namespace, name, patch)
+            released.append(f"{resource.kind} {name}")
+        return released
+
+    async def revertible(self) -> str | None:
+        """Why traffic cannot go back to the target Deployment itself; None when it can: it
+        exists, is ready and runs the revision primary runs (the last one analysed)."""
+        target, primary = await self._get(self.target), await self._get(self.primary)
+        if target is None:
+            return f"Deployment {self.target} does not exist"
+        if primary is None:
+            return None  # nothing was ever moved off the target
+        stable = (primary["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
+        revision = template_revision(target["spec"]["template"])
+        if revision != stable:
+            return (
+                f"Deployment {self.target} runs revision {revision}, which was never promoted "
+                f"(stable: {stable})"
+            )
+        if not deployment_ready(target):
+            return f"Deployment {self.target} is not ready"
+        return None
+
+    async def revert(self) -> None:
+        """Traffic back on the target's own pods: the primary Service selects them (so a
+        route naming ``<name>-primary``, as GitOps keeps it, still serves), then primary goes.
+
+        Call only when :meth:`revertible` says None, with the route's weight already on
+        primary."""
+        target = await self._get(self.target)
+        if target is None:
+            return
+        match = dict(target["spec"]["selector"].get("matchLabels", {}))
+        try:
+            service = await self.kube.get(SERVICES, self.namespace, self.primary)
+        except NotFoundError:
+            pass
+        else:
+            await self._select(service, match)
+        await self.kube.delete(DEPLOYMENTS, self.namespace, self.primary)
+
+    async def _select(self, service: JSON, selector: dict[str, str]) -> None:
+        """Set a Service's selector in one write (a merge patch nulls the keys that go)."""
+        current = (service.get("spec") or {}).get("selector") or {}
+        if current == selector:
+            return
+        change: dict[str, str | None] = {k: None for k in current if k not in selector}
+        change.update(selector)
+        name = service["metadata"]["name"]
+        await self.kube.patch(SERVICES, self.namespace, name, {"spec": {"selector": change}})
 
     async def promote(self, revision: str) -> bool:
         """Copy the target's template to primary; False when the target moved on meanwhile."""
