@@ -44,3 +44,18 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterAc
         yield access
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def tollgate_cluster(kube_cluster: ClusterAccess) -> ClusterAccess:
+    """The cluster with Tollgate's CRDs installed as README says (``kubectl apply``, here
+    server-side) and established."""
+    crds = repo_root() / "crds"
+    for args in (
+        ("apply", "--server-side", "--force-conflicts", "-f", str(crds)),
+        ("wait", "--for=condition=Established", "--timeout=60s",
+         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev"),
+    ):  # fmt: skip
+        result = kube_cluster.kubectl(*args)
+        assert result.returncode == 0, result.stderr
+    return kube_cluster

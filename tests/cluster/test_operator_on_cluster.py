@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tollgate.api.status import Phase, RolloutStatus
-from tollgate.testing.cluster import ClusterAccess, repo_root
+from tollgate.testing.cluster import ClusterAccess
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import free_port
 from tollgate.testing.scenario import canary, deployment, http_route
@@ -48,17 +48,9 @@ def ok(result: Any) -> str:
     return str(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def installed(kube_cluster: ClusterAccess) -> ClusterAccess:
-    """``kubectl apply -f crds/`` (README's install step), both CRDs established."""
-    ok(kube_cluster.kubectl("apply", "--server-side", "-f", str(repo_root() / "crds")))
-    ok(
-        kube_cluster.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev",
-        )
-    )  # fmt: skip
-    return kube_cluster
+@pytest.fixture
+def installed(tollgate_cluster: ClusterAccess) -> ClusterAccess:
+    return tollgate_cluster
 
 
 def route_weights(route: dict[str, Any], name: str = "app") -> tuple[int, int]:

@@ -1,8 +1,10 @@
-"""One live Canary world for the whole-system tests: `kopf run`, the API test server, Prometheus
-scraping two workload exporters every second, and simulated traffic split by the weights the
-operator writes. The live rollout test and the live replay test share it."""
+"""One live Canary world for the whole-system tests: `kopf run` on the real local control plane,
+Prometheus scraping two workload exporters every second, and simulated traffic split by the
+weights the operator writes into the real HTTPRoute. The live rollout test and the live replay
+test share it. Each world has a namespace of its own."""
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,53 +12,81 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tollgate.api.status import RolloutStatus
 from tollgate.testing import scenario
-from tollgate.testing.controllers import DeploymentController
-from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.clusterapi import ClusterApi
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import PrometheusServer
-from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, PROMPTS, ROUTES
 from tollgate.testing.traffic import TrafficSimulator
 from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
 
 
 @dataclass
 class Live:
-    api: KubeApiServer
+    api: ClusterApi
+    namespace: str
     prometheus: PrometheusServer
     canary: WorkloadExporter
     operator: OperatorProcess
 
+    def status(self, name: str = "app", resource: str = CANARIES) -> RolloutStatus:
+        return scenario.rollout_status(self.api, name, self.namespace, resource)
+
 
 @asynccontextmanager
-async def live_canary(tmp_path: Path, spec: dict[str, Any], seed: int) -> AsyncIterator[Live]:
+async def live_canary(
+    cluster: ClusterAccess, tmp_path: Path, spec: dict[str, Any], seed: int
+) -> AsyncIterator[Live]:
     """The Canary ``app`` with ``spec`` on a Deployment at app:1, 200 req/s of traffic."""
-    stable = WorkloadExporter(NS, pod_name("app-primary", 1), Profile()).start()
-    canary = WorkloadExporter(NS, pod_name("app", 2), Profile()).start()
+    ns = f"live-{secrets.token_hex(3)}"
+    stable = WorkloadExporter(ns, pod_name("app-primary", 1), Profile()).start()
+    canary = WorkloadExporter(ns, pod_name("app", 2), Profile()).start()
     prometheus = PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom")
     prometheus.set_targets([stable.target, canary.target])
     prometheus.start()
+    api = ClusterApi(cluster)
+    api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    operator = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path / "operator.log",
+        namespace=ns,
+        env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
+    )
     try:
-        async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
-            api.create(DEPLOYMENTS, scenario.deployment("app", "app:1"))
-            api.create(ROUTES, scenario.http_route("app"))
-            api.create(CANARIES, scenario.canary("app", spec))
+        api.create(DEPLOYMENTS, scenario.deployment("app", "app:1", namespace=ns))
+        api.create(ROUTES, scenario.http_route("app", namespace=ns))
+        api.create(CANARIES, scenario.canary("app", spec, namespace=ns))
 
-            async def weight() -> float:
-                return float(scenario.route_weight(api, "app"))
+        async def weight() -> float:
+            return float(scenario.route_weight(api, "app", ns))
 
-            operator = OperatorProcess(
-                api.write_kubeconfig(tmp_path / "kubeconfig"),
-                tmp_path / "operator.log",
-                env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
-            )
-            async with TrafficSimulator(200.0, weight, stable, canary, seed=seed):
-                with operator:
-                    yield Live(api, prometheus, canary, operator)
+        async with TrafficSimulator(200.0, weight, stable, canary, seed=seed):
+            with operator:
+                try:
+                    yield Live(api, ns, prometheus, canary, operator)
+                finally:  # the operator's finalizers go while it still runs
+                    await gone(api, ns)
     finally:
+        api.delete("namespaces", None, ns)
+        api.close()
         prometheus.close()
         stable.stop()
         canary.stop()
+
+
+async def gone(api: ClusterApi, namespace: str, timeout: float = 30.0) -> None:
+    """Delete the world's Canaries and PromptReleases and wait until their finalizers ran."""
+    kinds = (CANARIES, PROMPTS)
+    for kind in kinds:
+        for obj in api.list_objects(kind, namespace):
+            api.delete(kind, namespace, obj["metadata"]["name"])
+    deadline = time.monotonic() + timeout
+    while any(api.list_objects(kind, namespace) for kind in kinds):
+        if time.monotonic() > deadline:
+            return  # the namespace's deletion reports what is stuck
+        await asyncio.sleep(0.2)
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> None:

@@ -1,12 +1,14 @@
-"""Whole-system prompt rollouts in real time: `kopf run`, the API test server, an app process
-that serves the prompt through the SDK (watching the published ConfigMap), and the real
-Prometheus scraping the app's SDK metrics.
+"""Whole-system prompt rollouts in real time: `kopf run` on the real local control plane, an app
+process that serves the prompt through the SDK (watching the published ConfigMap as a
+ServiceAccount allowed to read only that ConfigMap), and the real Prometheus scraping the app's
+SDK metrics.
 
 A 3-second analysis interval and a 1-second scrape keep each rollout to about 20 seconds. The
 regressions are properties of the candidate version (its parameters drive the simulated model).
 """
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.runtime.live import gone
 from tollgate.api.status import Phase, RolloutStatus
 from tollgate.testing import scenario
-from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.clusterapi import ClusterApi
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import PrometheusServer
 from tollgate.testing.promptapp import PromptAppProcess
@@ -39,11 +43,12 @@ SPEC: dict[str, Any] = {
 
 @dataclass
 class LivePrompt:
-    api: KubeApiServer
+    api: ClusterApi
+    namespace: str
     app: PromptAppProcess
 
     def status(self) -> RolloutStatus:
-        return scenario.rollout_status(self.api, "answer", resource=PROMPTS)
+        return scenario.rollout_status(self.api, "answer", self.namespace, PROMPTS)
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> None:
@@ -53,28 +58,71 @@ async def until(predicate: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
+def app_token(api: ClusterApi, namespace: str, configmap: str) -> str:
+    """A token of ServiceAccount ``app``, allowed to read and watch ``configmap`` only."""
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}}
+    api.create("serviceaccounts", sa, namespace)
+    rule = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [configmap],
+            "verbs": ["get", "list", "watch"]}  # fmt: skip
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "app"}, "rules": [rule]}  # fmt: skip
+    api.create("roles.rbac.authorization.k8s.io", role, namespace)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "app"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "app"},
+        "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": namespace}],
+    }
+    api.create("rolebindings.rbac.authorization.k8s.io", binding, namespace)
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    issued = api.create_subresource("serviceaccounts", namespace, "app", "token", request)
+    token: str = issued["status"]["token"]
+    return token
+
+
 @pytest.fixture
-async def live(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LivePrompt]:
+async def live(
+    tollgate_cluster: ClusterAccess, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[LivePrompt]:
     candidate_parameters: dict[str, Any] = getattr(request, "param", {})
+    ns = f"prompt-{secrets.token_hex(3)}"
     prometheus = PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom")
     prometheus.start()
+    api = ClusterApi(tollgate_cluster)
+    api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     try:
-        async with KubeApiServer() as api:
-            app = PromptAppProcess(api.url, "answer-prompts", "answer", tmp_path / "app.jsonl")
-            prometheus.set_targets([app.target])
-            operator = OperatorProcess(
-                api.write_kubeconfig(tmp_path / "kubeconfig"),
-                tmp_path / "operator.log",
-                env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
-            )
-            versions = [
-                scenario.prompt_version("v1"),
-                scenario.prompt_version("v2", **candidate_parameters),
-            ]
-            api.create(PROMPTS, scenario.prompt_release("answer", SPEC, versions))
-            with app, operator:
-                yield LivePrompt(api, app)
+        token_file = tmp_path / "app.token"
+        token_file.write_text(app_token(api, ns, "answer-prompts"))
+        app = PromptAppProcess(
+            tollgate_cluster.server,
+            "answer-prompts",
+            "answer",
+            tmp_path / "app.jsonl",
+            namespace=ns,
+            token_file=token_file,
+            ca_file=tollgate_cluster.ca_file,
+        )
+        prometheus.set_targets([app.target])
+        operator = OperatorProcess(
+            tollgate_cluster.kubeconfig,
+            tmp_path / "operator.log",
+            namespace=ns,
+            env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
+        )
+        versions = [
+            scenario.prompt_version("v1"),
+            scenario.prompt_version("v2", **candidate_parameters),
+        ]
+        api.create(PROMPTS, scenario.prompt_release("answer", SPEC, versions, namespace=ns))
+        with app, operator:
+            try:
+                yield LivePrompt(api, ns, app)
+            finally:
+                await gone(api, ns)
     finally:
+        api.delete("namespaces", None, ns)
+        api.close()
         prometheus.close()
 
 
@@ -82,7 +130,7 @@ async def test_healthy_prompt_version_is_promoted(live: LivePrompt) -> None:
     # the walk takes about 10 s; promotion then waits for the sample that resolves errorRate's
     # 2-point tolerance at the stable's 0.5% (about 4,900 canary requests at 30%)
     await until(lambda: live.status().reason == "Promoted", 150)
-    doc = scenario.published(live.api, "answer")
+    doc = scenario.published(live.api, "answer", live.namespace)
     assert doc is not None
     assert (doc.stable, doc.candidate, dict(doc.weights)) == ("v2", None, {"v2": 100})
     checks = {c.name: c for c in live.status().checks}
@@ -108,7 +156,7 @@ async def test_prompt_regression_rolls_back(live: LivePrompt, check: str) -> Non
     assert status.reason == "AnalysisFailed"
     failing = scenario.failing_checks(status)
     assert check in failing
-    doc = scenario.published(live.api, "answer")
+    doc = scenario.published(live.api, "answer", live.namespace)
     assert doc is not None
     assert (doc.stable, doc.candidate, dict(doc.weights)) == ("v1", None, {"v1": 100})
     # The app follows: its last publication puts everyone on v1.

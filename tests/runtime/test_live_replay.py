@@ -1,6 +1,6 @@
 """A live rollout and ``tollgate analyze --replay`` of its own history reach the same verdict.
 
-The operator runs as ``kopf run`` against the API test server while Prometheus scrapes two
+The operator runs as ``kopf run`` on the real local control plane while Prometheus scrapes two
 workload exporters every second and simulated traffic follows the weights the operator writes.
 One healthy release is promoted, then a release failing half its requests is rolled back.
 Each period is then replayed in-process against the same Prometheus: the replay must end the
@@ -19,7 +19,8 @@ from tests.runtime.live import Live, live_canary, until
 from tollgate.api.status import HistoryEntry, Phase, RolloutStatus
 from tollgate.cli.replay import ReplayOutcome, ReplayResult, replay, target_from_document
 from tollgate.testing import scenario
-from tollgate.testing.scenario import CANARIES, NS
+from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.scenario import CANARIES
 
 pytestmark = pytest.mark.integration
 EVERY = 1.0  # seconds between readings of counts, and the scrape interval
@@ -31,13 +32,13 @@ ENDINGS = {Phase.PROMOTING: ReplayOutcome.PROMOTED, Phase.ROLLING_BACK: ReplayOu
 
 
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    async with live_canary(tmp_path, SPEC, seed=5) as world:
+async def live(tollgate_cluster: ClusterAccess, tmp_path: Path) -> AsyncIterator[Live]:
+    async with live_canary(tollgate_cluster, tmp_path, SPEC, seed=5) as world:
         yield world
 
 
 def status(live: Live) -> RolloutStatus:
-    return scenario.rollout_status(live.api, "app")
+    return live.status()
 
 
 def period(history: list[HistoryEntry], after: datetime) -> tuple[HistoryEntry, HistoryEntry]:
@@ -49,7 +50,7 @@ def period(history: list[HistoryEntry], after: datetime) -> tuple[HistoryEntry, 
 
 
 async def replay_of(live: Live, first: HistoryEntry, ending: HistoryEntry) -> ReplayResult:
-    body = live.api.get(CANARIES, NS, "app")
+    body = live.api.get(CANARIES, live.namespace, "app")
     assert body is not None
     doc = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
     target = target_from_document(doc, live.prometheus.url)
@@ -70,13 +71,13 @@ def assert_same(result: ReplayResult, ending: HistoryEntry) -> None:
 async def test_a_replay_of_live_history_reaches_the_live_verdicts(live: Live) -> None:
     await until(lambda: status(live).phase is Phase.SUCCEEDED, 60)
     began = datetime.now().astimezone()
-    scenario.release(live.api, "app", "app:2")
+    scenario.release(live.api, "app", "app:2", live.namespace)
     await until(lambda: status(live).reason == "Promoted", 60)
     good = period(status(live).history, began)
 
     live.canary.error_share = 0.5  # the next version fails half its requests from the start
     began = datetime.now().astimezone()
-    scenario.release(live.api, "app", "app:3")
+    scenario.release(live.api, "app", "app:3", live.namespace)
     await until(lambda: status(live).phase is Phase.ROLLED_BACK, 60)
     bad = period(status(live).history, began)
 

@@ -152,6 +152,8 @@ class PromptAppProcess:
         namespace: str = "default",
         rate: float = 200.0,
         seed: int = 0,
+        token_file: Path | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.log = log
@@ -168,6 +170,8 @@ class PromptAppProcess:
             f"--rate={rate}",
             f"--seed={seed}",
             f"--log={log}",
+            *([f"--token-file={token_file}"] if token_file else []),
+            *([f"--ca-file={ca_file}"] if ca_file else []),
         ]
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -221,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--configmap", required=True)
     parser.add_argument("--key", default="prompts.json")
+    parser.add_argument("--token-file", type=Path, help="bearer token (a ServiceAccount's)")
+    parser.add_argument("--ca-file", type=Path, help="CA bundle of the API server")
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--port", type=int, required=True, help="port of /metrics")
     parser.add_argument("--rate", type=float, default=100.0)
@@ -234,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         registry, DEFAULT_PRICES.input_per_million, DEFAULT_PRICES.output_per_million
     )
     router = PromptRouter.from_configmap(
-        args.namespace, args.configmap, args.key, server=args.server, startup_timeout=0.0
+        args.namespace,
+        args.configmap,
+        args.key,
+        server=args.server,
+        token=args.token_file.read_text().strip() if args.token_file else None,
+        ca_file=args.ca_file,
+        startup_timeout=0.0,
     )
     metrics.track(router)
     server, thread = start_http_server(args.port, addr="127.0.0.1", registry=registry)

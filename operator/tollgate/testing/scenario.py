@@ -2,12 +2,21 @@
 PromptRelease) and readers of what the operator did, shared by integration tests, the demo and
 the benchmarks."""
 
-from typing import Any
+from typing import Any, Protocol
 
 from tollgate.api.status import RolloutStatus
 from tollgate.sdk.published import PublishedPrompt
 from tollgate.sdk.published import parse as parse_published
-from tollgate.testing.kubeapi import KubeApiServer
+
+
+class ObjectApi(Protocol):
+    """What the helpers below need of an API: the in-memory test server (``KubeApiServer``)
+    or a real cluster (``tollgate.testing.clusterapi.ClusterApi``)."""
+
+    def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    def patch(self, resource: str, namespace: str | None, name: str, patch: Any) -> Any: ...
+
 
 NS = "default"
 CANARIES = "canaries.tollgate.dev"
@@ -76,7 +85,7 @@ def canary(name: str, spec: dict[str, Any], namespace: str = NS) -> dict[str, An
     }
 
 
-def release(api: KubeApiServer, name: str, image: str, namespace: str = NS) -> None:
+def release(api: ObjectApi, name: str, image: str, namespace: str = NS) -> None:
     """What GitOps does: a new image in the Deployment's pod template."""
     api.patch(
         DEPLOYMENTS,
@@ -86,7 +95,7 @@ def release(api: KubeApiServer, name: str, image: str, namespace: str = NS) -> N
     )
 
 
-def route_weight(api: KubeApiServer, name: str, namespace: str = NS) -> int:
+def route_weight(api: ObjectApi, name: str, namespace: str = NS) -> int:
     """The canary percent the HTTPRoute carries now (proportions, as Gateway API reads them)."""
     found = api.get(ROUTES, namespace, name)
     if found is None:
@@ -99,7 +108,7 @@ def route_weight(api: KubeApiServer, name: str, namespace: str = NS) -> int:
 
 
 def rollout_status(
-    api: KubeApiServer, name: str, namespace: str = NS, resource: str = CANARIES
+    api: ObjectApi, name: str, namespace: str = NS, resource: str = CANARIES
 ) -> RolloutStatus:
     """The Canary's (or, with ``resource=PROMPTS``, the PromptRelease's) recorded status."""
     found = api.get(resource, namespace, name) or {}
@@ -150,14 +159,14 @@ def prompt_release(
     }
 
 
-def published(api: KubeApiServer, name: str, namespace: str = NS) -> PublishedPrompt | None:
+def published(api: ObjectApi, name: str, namespace: str = NS) -> PublishedPrompt | None:
     """The document apps read for PromptRelease <name> (default ConfigMap and key)."""
     found = api.get(CONFIGMAPS, namespace, f"{name}-prompts")
     text = ((found or {}).get("data") or {}).get("prompts.json")
     return None if text is None else parse_published(text)
 
 
-def prompt_weight(api: KubeApiServer, name: str, namespace: str = NS) -> int:
+def prompt_weight(api: ObjectApi, name: str, namespace: str = NS) -> int:
     """The candidate's published percent (0 when nothing or no candidate is published)."""
     doc = published(api, name, namespace)
     return 0 if doc is None else doc.candidate_weight
