@@ -54,14 +54,18 @@ crd-drift: $(STAMP) ## fail when crds/ differ from what the API models generate
 crds: $(STAMP) ## regenerate crds/ from the API models
 	$(BIN)/tollgate crds --out crds
 
-test: install ## everything installed, every test run
+test: install tools ## everything installed (the local control plane too), every test run
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the tests that need no external component
 	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
 
-e2e: $(STAMP) ## end-to-end tests on the cluster KUBECONFIG names (skipped when none)
-	$(BIN)/pytest -q -rs e2e $(PYTEST_ARGS)
+# the tests that need a real cluster and nothing else of this machine's
+E2E_TESTS = e2e tests/cluster/test_crds_on_server.py tests/cluster/test_operator_on_cluster.py \
+	tests/runtime/test_live_rollout.py tests/runtime/test_live_replay.py tests/runtime/test_live_prompt.py
+
+e2e: install tools ## the real-cluster suite, on the cluster KUBECONFIG names, else on a local one
+	TOLLGATE_KUBECONFIG="$${KUBECONFIG:-}" $(BIN)/pytest -q -rs $(E2E_TESTS) $(PYTEST_ARGS)
 
 bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.engine_decide
@@ -74,7 +78,7 @@ bench-detection: $(STAMP) ## detection quality: Tollgate vs Flagger/Argo/naive r
 	$(BIN)/python -m bench.replay_detection
 	$(BIN)/python -m bench.detection
 
-demo: install ## see Tollgate run end to end on an embedded setup (no cluster needed)
+demo: install tools ## see Tollgate run end to end on a local control plane built from Go modules
 	$(BIN)/tollgate demo
 
 clean: ## remove the venv and caches

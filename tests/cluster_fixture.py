@@ -8,7 +8,8 @@ test run never stops a developer's cluster. ``TOLLGATE_KUBECONFIG=PATH`` reuses 
 cluster instead (``make cluster-up`` prints its kubeconfig), which the tests then leave running.
 Without the binaries the tests skip, saying how to build them.
 
-Registered for the suite by ``pytest_plugins = ["tests.cluster_fixture"]`` in tests/conftest.py.
+Registered for tests/ and e2e/ by ``pytest_plugins = ["tests.cluster_fixture"]`` in the
+repository's conftest.py.
 """
 
 import os

@@ -1,11 +1,9 @@
-"""Shared pytest configuration: hypothesis profiles (HYPOTHESIS_PROFILE=ci in CI), and the local
-Kubernetes cluster fixture (tests/cluster_fixture.py)."""
+"""Shared pytest configuration: hypothesis profiles (HYPOTHESIS_PROFILE=ci in CI). The cluster
+fixtures are registered by the repository's conftest.py."""
 
 import os
 
 from hypothesis import HealthCheck, settings
-
-pytest_plugins = ["tests.cluster_fixture"]
 
 settings.register_profile(
     "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

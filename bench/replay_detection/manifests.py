@@ -98,11 +98,11 @@ class Manifest:
             doc["spec"].pop(key, None)
         if self.kind == "Canary":
             doc["spec"]["targetRef"]["name"] = WORKLOAD
-        prometheus = (doc["spec"].get("metrics") or {}).get("prometheus")
-        if isinstance(prometheus, dict) and "timeout" in prometheus:
-            # a replay reads 30 minutes of history as fast as one Prometheus answers, for every
-            # replay of a chunk at once: a timeout meant for one live reading does not apply
-            prometheus["timeout"] = REPLAY_TIMEOUT
+        # a replay reads 30 minutes of history as fast as one Prometheus answers, for every
+        # replay of a chunk at once: a timeout meant for one live reading (5s by default) does
+        # not apply, and a slow moment of a loaded machine must not read as an outage
+        metrics = doc["spec"].setdefault("metrics", {})
+        metrics.setdefault("prometheus", {})["timeout"] = REPLAY_TIMEOUT
         return doc
 
 

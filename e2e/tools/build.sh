@@ -33,7 +33,7 @@ up_to_date() { # tool, key
 # Groups: name|module dir|binaries|packages|ldflags kind|what to expect (measured on 2 cores).
 # Binaries and packages align.
 groups=(
-  "kube|$kube_mod|kube-apiserver kube-controller-manager kube-scheduler|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler|kube|about 9 minutes with an empty build cache, 30 s to relink from a warm one"
+  "kube|$kube_mod|kube-apiserver kube-controller-manager kube-scheduler kubectl|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|kube|about 9 minutes with an empty build cache, 30 s to relink from a warm one"
   "etcd|$kube_mod|etcd|go.etcd.io/etcd/server/v3|none|most packages are shared with the kube group"
   "kwok|$kube_mod|kwok kwokctl|sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl|none|most packages are shared with the kube group"
   "helm|$helm_mod|helm|helm.sh/helm/v3/cmd/helm|helm|about 3 minutes with an empty build cache"

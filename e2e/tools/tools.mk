@@ -8,7 +8,9 @@
 TOOLS_MK_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 CLUSTER = $(BIN)/python -m tollgate.testing.cluster
 
-.PHONY: tools cluster-up cluster-down cluster-status
+KIND_KUBECONFIG = .tools/kind/kubeconfig
+
+.PHONY: tools cluster-up cluster-down cluster-status kind-up kind-down
 
 tools: ## build kube-apiserver, controller-manager, scheduler, etcd, kwok, kwokctl, helm into .tools/bin
 	@$(TOOLS_MK_DIR)/build.sh
@@ -21,3 +23,12 @@ cluster-down: ## stop the local cluster and remove its state
 
 cluster-status: ## show whether the local cluster runs, and where
 	@$(CLUSTER) status
+
+kind-up: tools $(STAMP) ## a kind cluster (needs Docker and kind) with the pinned Gateway API CRDs
+	@command -v kind >/dev/null || { echo "kind-up: kind is not installed (https://kind.sigs.k8s.io)"; exit 1; }
+	kind create cluster --name tollgate --kubeconfig $(KIND_KUBECONFIG)
+	.tools/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) apply --server-side -f "$$($(CLUSTER) gateway-api-crds)"
+	@echo "export KUBECONFIG=$(CURDIR)/$(KIND_KUBECONFIG)   # then: make e2e"
+
+kind-down: ## delete the kind cluster of kind-up
+	kind delete cluster --name tollgate

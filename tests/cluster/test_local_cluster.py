@@ -7,18 +7,17 @@ refuses a ServiceAccount's token until a Role grants it.
 
 import json
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tollgate.testing.cluster import SERVICE_CIDR, ClusterAccess
+from tollgate.testing.cluster import SERVICE_CIDR, ClusterAccess, has_kubectl
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH"),
+    pytest.mark.skipif(not has_kubectl(), reason="no kubectl: run `make tools`"),
 ]
 
 DEPLOYMENT = """

@@ -61,7 +61,7 @@ async def test_healthy_canary_walks_the_steps_and_promotes() -> None:
         assert status.stable_revision == status.revision
         primary = w.api.get("deployments.apps", NS, "app-primary")
         assert primary is not None
-        assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "app:2"
+        assert scenario.version_of(primary) == "app:2"
         checks = {c.name: c for c in status.checks}
         assert checks["latency"].verdict.value == "Pass"
         assert checks["latency"].query
@@ -364,7 +364,7 @@ async def test_a_revision_landing_during_a_failed_promotion_gets_no_traffic() ->
         assert f"{analysed} was not promoted" in (status.message or "")
         primary = w.api.get(DEPLOYMENTS, NS, "app-primary")
         assert primary is not None
-        assert primary["spec"]["template"]["spec"]["containers"][0]["image"] != "app:2"
+        assert scenario.version_of(primary) != "app:2"
 
 
 async def test_a_reconcile_failing_every_tick_surfaces_and_ends_with_traffic_on_stable() -> None:

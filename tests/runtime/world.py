@@ -120,7 +120,7 @@ class World:
             DEPLOYMENTS,
             NS,
             "app",
-            {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}},
+            {"spec": {"template": {"spec": {"containers": [scenario.container(image)]}}}},
         )
 
 

@@ -1,11 +1,13 @@
-"""`tollgate demo`: a whole release cycle on an embedded setup, no cluster needed.
+"""`tollgate demo`: a whole release cycle on a local Kubernetes control plane.
 
-What runs is real apart from the cluster: the operator as `kopf run` against a Kubernetes API
-test server, a real Prometheus scraping two simulated workloads (the stable and the canary
-Deployment's pods), and simulated traffic split by the weights the operator writes into the
-HTTPRoute. A healthy release walks its steps and is promoted; then a release whose p95
-doubles is rolled back on its own. The demo prints what a platform engineer would watch:
-phase and weight changes and the operator's Events, then the times it measured.
+What runs is real apart from the workloads' traffic: a control plane built from Go modules
+(etcd, kube-apiserver, controller-manager, scheduler, kwok's nodes; ``make tools``), the
+operator as `kopf run` against it, a real Prometheus scraping two simulated workloads (the
+stable and the canary Deployment's pods), and simulated traffic split by the weights the
+operator writes into the real HTTPRoute. A healthy release walks its steps and is promoted;
+then a release whose p95 doubles is rolled back on its own. The demo prints what a platform
+engineer would watch: phase and weight changes and the operator's Events, then the times it
+measured.
 """
 
 import argparse
@@ -20,15 +22,22 @@ from typing import Any, TextIO
 
 from tollgate.api.status import Phase, RolloutStatus
 from tollgate.testing import scenario
-from tollgate.testing.controllers import DeploymentController
-from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.cluster import (
+    ClusterAccess,
+    ClusterError,
+    LocalCluster,
+    ToolsNotBuiltError,
+    repo_root,
+)
+from tollgate.testing.clusterapi import ClusterApi
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import PrometheusNotInstalledError, PrometheusServer
-from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES
+from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, ROUTES
 from tollgate.testing.traffic import TrafficSimulator
 from tollgate.testing.workload import Profile, WorkloadExporter, pod_name
 
 NAME = "app"
+NS = "tollgate-demo"
 RPS = 100.0
 SPEC: dict[str, Any] = {
     "analysis": scenario.fast_analysis(failure_limit=1),
@@ -46,7 +55,7 @@ WIDTH = 150
 class Watch:
     """Prints what changed in the Canary and its Events since the last look."""
 
-    api: KubeApiServer
+    api: ClusterApi
     out: TextIO
     started: float = field(default_factory=time.monotonic)
     last: tuple[object, ...] = ()
@@ -58,8 +67,8 @@ class Watch:
         print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", file=self.out)
 
     def look(self) -> RolloutStatus:
-        status = scenario.rollout_status(self.api, NAME)
-        weight = scenario.route_weight(self.api, NAME)
+        status = scenario.rollout_status(self.api, NAME, NS)
+        weight = scenario.route_weight(self.api, NAME, NS)
         now = (status.phase, status.canary_weight, weight, status.reason)
         if now != self.last:
             self.last = now
@@ -69,9 +78,12 @@ class Watch:
                 f"- {status.reason}: {status.message}"
             )
         for event in sorted(
-            self.api.list_objects("events", NS), key=lambda e: e.get("lastTimestamp", "")
+            self.api.list_objects("events", NS),
+            key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
         ):
-            name, count = event["metadata"]["name"], int(event.get("count", 1))
+            if (event.get("involvedObject") or {}).get("kind") != "Canary":
+                continue  # the cluster's own (scheduling, scaling): not the operator's
+            name, count = event["metadata"]["name"], int(event.get("count") or 1)
             if self.events.get(name) != count:
                 self.events[name] = count
                 kind = "Warning" if event.get("type") == "Warning" else "Normal"
@@ -88,32 +100,47 @@ class Watch:
         return time.monotonic() - began
 
 
-def _promoted(api: KubeApiServer) -> Callable[[RolloutStatus], bool]:
+def _promoted(api: ClusterApi) -> Callable[[RolloutStatus], bool]:
     def done(s: RolloutStatus) -> bool:
         return s.phase is Phase.SUCCEEDED and s.reason == "Promoted"
 
-    return lambda s: done(s) and scenario.route_weight(api, NAME) == 0
+    return lambda s: done(s) and scenario.route_weight(api, NAME, NS) == 0
 
 
-async def run(out: TextIO, workdir: Path) -> int:
+def install(access: ClusterAccess) -> None:
+    """Tollgate's CRDs as README installs them, and the demo's namespace."""
+    for args in (
+        ("apply", "--server-side", "--force-conflicts", "-f", str(repo_root() / "crds")),
+        ("wait", "--for=condition=Established", "--timeout=60s",
+         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev"),
+        ("create", "namespace", NS),
+    ):  # fmt: skip
+        done = access.kubectl(*args)
+        if done.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args[:2])}: {done.stderr.strip()}")
+
+
+async def run(out: TextIO, workdir: Path, access: ClusterAccess) -> int:
+    install(access)
     stable = WorkloadExporter(NS, pod_name(f"{NAME}-primary", 1), Profile()).start()
     canary = WorkloadExporter(NS, pod_name(NAME, 2), Profile()).start()
     prometheus = PrometheusServer(scrape_interval="1s", workdir=workdir / "prometheus")
     try:
         prometheus.set_targets([stable.target, canary.target])
         prometheus.start()
-        async with KubeApiServer() as api, DeploymentController(api, delay=0.5):
-            api.create(DEPLOYMENTS, scenario.deployment(NAME, f"{NAME}:1"))
-            api.create(ROUTES, scenario.http_route(NAME))
-            api.create(CANARIES, scenario.canary(NAME, SPEC))
+        with ClusterApi(access) as api:
+            api.create(DEPLOYMENTS, scenario.deployment(NAME, f"{NAME}:1", namespace=NS))
+            api.create(ROUTES, scenario.http_route(NAME, namespace=NS))
+            api.create(CANARIES, scenario.canary(NAME, SPEC, namespace=NS))
             operator = OperatorProcess(
-                api.write_kubeconfig(workdir / "kubeconfig"),
+                access.kubeconfig,
                 workdir / "operator.log",
+                namespace=NS,
                 env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
             )
 
             async def weight() -> float:
-                return float(scenario.route_weight(api, NAME))
+                return float(scenario.route_weight(api, NAME, NS))
 
             async with TrafficSimulator(RPS, weight, stable, canary, seed=7):
                 with operator:
@@ -124,26 +151,26 @@ async def run(out: TextIO, workdir: Path) -> int:
         canary.stop()
 
 
-async def _acts(api: KubeApiServer, canary: WorkloadExporter, out: TextIO) -> int:
+async def _acts(api: ClusterApi, canary: WorkloadExporter, out: TextIO) -> int:
     watch = Watch(api, out)
     print(
-        f"The operator (kopf run), an API test server, Prometheus scraping every 1s, {RPS:g} "
-        "req/s of simulated traffic.\nCanary: steps of 10% up to 30%, an analysis every 3s, "
-        "checks: p95 latency (+50% of stable), error rate (5%), error budget (99%).\n",
+        f"The operator (kopf run) on a local Kubernetes control plane, Prometheus scraping every "
+        f"1s, {RPS:g} req/s of simulated traffic.\nCanary: steps of 10% up to 30%, an analysis "
+        "every 3s, checks: p95 latency (+50% of stable), error rate (5%), error budget (99%).\n",
         file=out,
     )
     await watch.until(lambda s: s.phase is Phase.SUCCEEDED, "adopting the stable version")
 
     print(f"\n== Act 1: a healthy release ({NAME}:2)\n", file=out)
-    scenario.release(api, NAME, f"{NAME}:2")
+    scenario.release(api, NAME, f"{NAME}:2", NS)
     promoted_after = await watch.until(_promoted(api), "promotion")
 
     print(f"\n== Act 2: a bad release ({NAME}:3): its p95 latency doubles\n", file=out)
     canary.latency_factor = 2.0
-    scenario.release(api, NAME, f"{NAME}:3")
-    await watch.until(lambda s: scenario.route_weight(api, NAME) > 0, "the first step")
+    scenario.release(api, NAME, f"{NAME}:3", NS)
+    await watch.until(lambda s: scenario.route_weight(api, NAME, NS) > 0, "the first step")
     took_traffic = time.monotonic()
-    await watch.until(lambda s: scenario.route_weight(api, NAME) == 0, "traffic back on stable")
+    await watch.until(lambda s: scenario.route_weight(api, NAME, NS) == 0, "traffic back on stable")
     rolled_back_after = time.monotonic() - took_traffic
     await watch.until(lambda s: s.phase is Phase.ROLLED_BACK, "rollback")
     status = watch.look()
@@ -164,15 +191,26 @@ async def _acts(api: KubeApiServer, canary: WorkloadExporter, out: TextIO) -> in
 
 
 def main(_: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run the demo; 0 when both releases ended as they should."""
+    """Run the demo on a local control plane of its own; 0 when both releases ended as they
+    should, 2 when something it needs is missing."""
     with tempfile.TemporaryDirectory(prefix="tollgate-demo-") as tmp:
+        cluster = LocalCluster(
+            state=repo_root() / ".tools" / "demo-cluster",
+            progress=lambda message: print(f"  {message}", file=out),
+        )
         try:
-            return asyncio.run(run(out, Path(tmp)))
-        except PrometheusNotInstalledError as exc:
+            print("starting a local Kubernetes control plane ...", file=out)
+            began = time.monotonic()
+            access = cluster.start()
+            print(f"control plane up in {time.monotonic() - began:.0f}s\n", file=out)
+            return asyncio.run(run(out, Path(tmp), access))
+        except (PrometheusNotInstalledError, ToolsNotBuiltError) as exc:
             print(f"tollgate demo: {exc}", file=sys.stderr)
             return 2
-        except TimeoutError as exc:
+        except (TimeoutError, ClusterError) as exc:
             log = Path(tmp) / "operator.log"
             tail = log.read_text()[-3000:] if log.exists() else ""
             print(f"tollgate demo failed: {exc}\noperator log (tail):\n{tail}", file=sys.stderr)
             return 1
+        finally:
+            cluster.stop()

@@ -95,6 +95,16 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def kubectl() -> str:
+    """The kubectl that ``make tools`` built for the pinned Kubernetes, else the one on PATH."""
+    built = repo_root() / ".tools" / "bin" / "kubectl"
+    return str(built) if built.is_file() else "kubectl"
+
+
+def has_kubectl() -> bool:
+    return Path(kubectl()).is_file() or shutil.which("kubectl") is not None
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
@@ -173,7 +183,7 @@ class ClusterAccess:
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this cluster (never checked: callers assert on the result)."""
         return subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            [kubectl(), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -834,6 +844,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=120.0)
     commands.add_parser("down", help="stop the cluster and remove its state")
     commands.add_parser("status", help="show what runs")
+    commands.add_parser(
+        "gateway-api-crds", help="print the pinned Gateway API standard-channel CRD directory"
+    )
     watchdog = commands.add_parser("watchdog")
     watchdog.add_argument("--state", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -849,6 +862,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped = stop_recorded(root / ".tools" / "cluster")
         shutil.rmtree(root / ".tools" / "cluster", ignore_errors=True)
         say(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+        return 0
+    if args.command == "gateway-api-crds":
+        try:
+            module = LocalCluster()._module_dirs()["sigs.k8s.io/gateway-api"]
+        except ToolsNotBuiltError as error:
+            say(f"error: {error}")
+            return 1
+        print(module / "config" / "crd" / "standard")  # noqa: T201
         return 0
     if args.command == "status":
         report = status()

@@ -38,6 +38,21 @@ def fast_analysis(failure_limit: int = 0) -> dict[str, Any]:
     }
 
 
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # pullable on any cluster (kwok's pods pull nothing)
+
+
+def container(version: str) -> dict[str, Any]:
+    """The app's container at ``version``: a new version is a new pod template (an env value),
+    on an image every cluster can run."""
+    return {"name": "app", "image": PAUSE_IMAGE, "env": [{"name": "VERSION", "value": version}]}
+
+
+def version_of(deployment: dict[str, Any]) -> str | None:
+    """The version a Deployment's pod template runs (see :func:`container`)."""
+    first = deployment["spec"]["template"]["spec"]["containers"][0]
+    return next((e["value"] for e in first.get("env") or () if e["name"] == "VERSION"), None)
+
+
 def deployment(name: str, image: str, replicas: int = 1, namespace: str = NS) -> dict[str, Any]:
     """A Deployment whose pods are labelled app=<name>."""
     labels = {"app": name}
@@ -50,7 +65,7 @@ def deployment(name: str, image: str, replicas: int = 1, namespace: str = NS) ->
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
+                "spec": {"containers": [container(image)]},
             },
         },
     }
@@ -91,7 +106,7 @@ def release(api: ObjectApi, name: str, image: str, namespace: str = NS) -> None:
         DEPLOYMENTS,
         namespace,
         name,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}},
+        {"spec": {"template": {"spec": {"containers": [container(image)]}}}},
     )
 
 

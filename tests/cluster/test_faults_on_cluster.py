@@ -1,0 +1,99 @@
+"""The operator (``kopf run``) on the real control plane, through a fault-injecting proxy.
+
+The real API server answers everything the proxy passes on; the proxy adds what a real server
+does only under load or in an incident, on cue: a storm of 409s on status writes, a 429 with
+Retry-After on the route, 500s reading the target, watch streams that drop, a slow API.
+What the rollout did is read from the real server (GETs, a watch of the route), not the proxy.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.world import (
+    FAST,
+    ON_A_CLUSTER,
+    PROMOTED_WEIGHTS,
+    SLOW,
+    World,
+    operated,
+)
+from tollgate.api.status import Phase
+from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.faultproxy import FaultProxy, Slowdown
+
+pytestmark = ON_A_CLUSTER
+
+
+@pytest.fixture
+def proxy(tollgate_cluster: ClusterAccess) -> Iterator[FaultProxy]:
+    with FaultProxy(tollgate_cluster) as running:
+        yield running
+
+
+def proxied(
+    access: ClusterAccess, proxy: FaultProxy, tmp_path: Path, spec: dict[str, object]
+) -> AbstractAsyncContextManager[World]:
+    """The world, with the operator talking to the API server through ``proxy``."""
+    kubeconfig = proxy.write_kubeconfig(tmp_path / "proxy.kubeconfig")
+    return operated(access, tmp_path, dict(spec), kubeconfig=kubeconfig)
+
+
+@pytest.fixture
+async def world(
+    tollgate_cluster: ClusterAccess, proxy: FaultProxy, tmp_path: Path
+) -> AsyncIterator[World]:
+    async with proxied(tollgate_cluster, proxy, tmp_path, FAST) as w:
+        yield w
+
+
+async def test_a_conflict_storm_on_status_writes_delays_the_rollout_and_derails_nothing(
+    world: World, proxy: FaultProxy
+) -> None:
+    await world.until(lambda: world.status().phase is Phase.SUCCEEDED)
+    storm = proxy.fail("PATCH", "canaries/app/status", status=409, times=12)
+    assert await world.promote_watched() == PROMOTED_WEIGHTS  # none skipped, none repeated
+    assert storm.fired == 12
+
+
+async def test_a_429_on_the_route_is_retried_after_the_time_it_names(
+    world: World, proxy: FaultProxy
+) -> None:
+    await world.until(lambda: world.status().phase is Phase.SUCCEEDED)
+    proxy.fail("PATCH", "httproutes/app", status=429, retry_after=2, times=1)
+    proxy.fail("PUT", "httproutes/app", status=429, retry_after=2, times=1)
+    assert await world.promote_watched() == PROMOTED_WEIGHTS
+    writes = [
+        r for r in proxy.log if r.target.plural == "httproutes" and r.method in ("PUT", "PATCH")
+    ]
+    refused = next(i for i, r in enumerate(writes) if r.status == 429)
+    assert writes[refused + 1].at - writes[refused].at >= 1.9  # Retry-After honoured
+
+
+async def test_500s_reading_the_target_hold_the_rollout_and_it_recovers(
+    world: World, proxy: FaultProxy
+) -> None:
+    await world.until(lambda: world.status().phase is Phase.SUCCEEDED)
+    world.release("app:2")
+    await world.until(lambda: world.status().current_step >= 1)
+    outage = proxy.fail("GET", "deployments.apps/app", status=500, times=8)
+    await world.until(lambda: outage.exhausted, 60)
+    await world.until(lambda: world.status().reason == "Promoted", 120)
+    reasons = [h.reason for h in world.status().history]
+    assert "AnalysisFailed" not in reasons
+    assert "RolledBack" not in reasons
+
+
+async def test_dropped_watches_and_a_slow_api_still_put_a_reapplied_route_right(
+    tollgate_cluster: ClusterAccess, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Every watch stream is cut after 3 s and every request waits 0.3 s: kopf re-lists and
+    re-watches, and a GitOps re-apply of the route is still put right before the next tick."""
+    proxy.watch_cut_after = 3.0
+    proxy.slowdowns.append(Slowdown(0.3))
+    async with proxied(tollgate_cluster, proxy, tmp_path, SLOW) as world:
+        await world.route_reapplied_is_put_right(within=20)
+        watches = [r for r in proxy.log if r.is_watch]
+        assert len(watches) > 3  # the streams were cut and opened again
