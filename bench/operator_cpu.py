@@ -1,10 +1,11 @@
 """The operator's CPU with many rollouts in flight: share of a core, from the kernel's count.
 
-The operator runs as ``kopf run`` (the real kopf runtime) against the API test server, with a
-real Prometheus; N Canaries at one analysis interval are moved to a new revision together, and
-once every one is in flight the operator process' user + system CPU time (``/proc/<pid>/stat``)
-is read over a measured period. Each in-flight Canary reconciles at its interval: it queries
-Prometheus (one batch per family when their ticks meet), decides, and writes its status.
+The operator runs as ``kopf run`` (the real kopf runtime) against a local Kubernetes control
+plane (or the cluster ``TOLLGATE_KUBECONFIG`` names), with a real Prometheus; N Canaries at one
+analysis interval are moved to a new revision together, and once every one is in flight the
+operator process' user + system CPU time (``/proc/<pid>/stat``) is read over a measured period.
+Each in-flight Canary reconciles at its interval: it queries Prometheus (one batch per family
+when their ticks meet), decides, and writes its status.
 
     python -m bench.operator_cpu [--canaries 200] [--interval 10s] [--seconds 60]
 """
@@ -19,14 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.canary_rollback import canary, in_flight, status, until
-from tollgate.api.status import Phase
-from tollgate.testing import scenario
-from tollgate.testing.controllers import DeploymentController
-from tollgate.testing.kubeapi import KubeApiServer
-from tollgate.testing.operator_process import OperatorProcess
+from bench.canary_rollback import in_flight, many_in_flight
+from bench.cluster import bench_cluster, fresh_namespace
+from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.clusterapi import ClusterApi
 from tollgate.testing.prometheus import PrometheusServer
-from tollgate.testing.scenario import CANARIES, DEPLOYMENTS, NS, ROUTES, deployment
 
 RESULTS = Path(__file__).parent / "results"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -38,39 +36,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-async def cpu_run(count: int, interval: str, seconds: float, work: Path) -> dict[str, Any]:
+async def cpu_run(
+    access: ClusterAccess, count: int, interval: str, seconds: float, work: Path
+) -> dict[str, Any]:
     prom = PrometheusServer(workdir=work / "prom").start()
+    api = ClusterApi(access)
+    ns = fresh_namespace(api, "cpu")
     try:
-        async with KubeApiServer() as api, DeploymentController(api, delay=0.2):
-            kubeconfig = api.write_kubeconfig(work / "kubeconfig")
-            names = [f"svc{i}" for i in range(count)]
-            for name in names:
-                api.create(DEPLOYMENTS, deployment(name, "v1"))
-                api.create(ROUTES, scenario.http_route(name))
-                api.create(CANARIES, canary(name, interval))
-            operator = OperatorProcess(
-                kubeconfig, work / "operator.log", env={"TOLLGATE_PROMETHEUS_URL": prom.url}
-            )
-            operator.start()
-            try:
-                await until(
-                    lambda: all(status(api, n).phase is Phase.SUCCEEDED for n in names), 180
-                )
-                image = {
-                    "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "v2"}]}}}
-                }
-                for name in names:
-                    api.patch(DEPLOYMENTS, NS, name, image)
-                await until(lambda: all(status(api, n).canary_weight > 0 for n in names), 180)
-                assert operator.process is not None
-                pid = operator.process.pid
-                await asyncio.sleep(5.0)  # past the burst of first steps
-                start_cpu, start = cpu_seconds(pid), time.monotonic()
-                await asyncio.sleep(seconds)
-                used, spent = cpu_seconds(pid) - start_cpu, time.monotonic() - start
-                flying = in_flight(api, names)
-            finally:
-                operator.stop()
+        names = [f"svc{i}" for i in range(count)]
+        operator = await many_in_flight(
+            access, api, ns, names, interval, work / "operator.log", prom
+        )
+        try:
+            assert operator.process is not None
+            pid = operator.process.pid
+            await asyncio.sleep(5.0)  # past the burst of first steps
+            start_cpu, start = cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            used, spent = cpu_seconds(pid) - start_cpu, time.monotonic() - start
+            flying = in_flight(api, names, ns)
+        finally:
+            operator.stop()
         return {
             "canaries": count,
             "interval": interval,
@@ -80,12 +66,17 @@ async def cpu_run(count: int, interval: str, seconds: float, work: Path) -> dict
             "core_share": round(used / spent, 3),
         }
     finally:
+        api.delete("namespaces", None, ns)
+        api.close()
         prom.close()
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="tollgate-cpu-") as tmp:
-        result = await cpu_run(args.canaries, args.interval, args.seconds, Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(prefix="tollgate-cpu-") as tmp,
+        bench_cluster(Path(tmp)) as access,
+    ):
+        result = await cpu_run(access, args.canaries, args.interval, args.seconds, Path(tmp))
     print(
         f"{result['canaries']} Canaries at a {result['interval']} interval "
         f"({result['in_flight']} in flight): {result['cpu_seconds']} CPU-s in "

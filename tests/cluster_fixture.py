@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tollgate.testing.cluster import ClusterAccess, LocalCluster, ToolsNotBuiltError, repo_root
+from tollgate.testing.cluster import (
+    ClusterAccess,
+    LocalCluster,
+    ToolsNotBuiltError,
+    install_tollgate,
+    repo_root,
+)
 
 REUSE_ENV = "TOLLGATE_KUBECONFIG"
 
@@ -51,12 +57,5 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterAc
 def tollgate_cluster(kube_cluster: ClusterAccess) -> ClusterAccess:
     """The cluster with Tollgate's CRDs installed as README says (``kubectl apply``, here
     server-side) and established."""
-    crds = repo_root() / "crds"
-    for args in (
-        ("apply", "--server-side", "--force-conflicts", "-f", str(crds)),
-        ("wait", "--for=condition=Established", "--timeout=60s",
-         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev"),
-    ):  # fmt: skip
-        result = kube_cluster.kubectl(*args)
-        assert result.returncode == 0, result.stderr
+    install_tollgate(kube_cluster)
     return kube_cluster

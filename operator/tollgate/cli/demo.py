@@ -27,6 +27,7 @@ from tollgate.testing.cluster import (
     ClusterError,
     LocalCluster,
     ToolsNotBuiltError,
+    install_tollgate,
     repo_root,
 )
 from tollgate.testing.clusterapi import ClusterApi
@@ -109,15 +110,10 @@ def _promoted(api: ClusterApi) -> Callable[[RolloutStatus], bool]:
 
 def install(access: ClusterAccess) -> None:
     """Tollgate's CRDs as README installs them, and the demo's namespace."""
-    for args in (
-        ("apply", "--server-side", "--force-conflicts", "-f", str(repo_root() / "crds")),
-        ("wait", "--for=condition=Established", "--timeout=60s",
-         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev"),
-        ("create", "namespace", NS),
-    ):  # fmt: skip
-        done = access.kubectl(*args)
-        if done.returncode != 0:
-            raise ClusterError(f"kubectl {' '.join(args[:2])}: {done.stderr.strip()}")
+    install_tollgate(access)
+    done = access.kubectl("create", "namespace", NS)
+    if done.returncode != 0:
+        raise ClusterError(f"kubectl create namespace: {done.stderr.strip()}")
 
 
 async def run(out: TextIO, workdir: Path, access: ClusterAccess) -> int:

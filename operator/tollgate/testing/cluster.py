@@ -105,6 +105,19 @@ def has_kubectl() -> bool:
     return Path(kubectl()).is_file() or shutil.which("kubectl") is not None
 
 
+def install_tollgate(access: ClusterAccess) -> None:
+    """Tollgate's CRDs as README installs them (``kubectl apply``, server-side), established."""
+    crds = repo_root() / "crds"
+    for args in (
+        ("apply", "--server-side", "--force-conflicts", "-f", str(crds)),
+        ("wait", "--for=condition=Established", "--timeout=60s",
+         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev"),
+    ):  # fmt: skip
+        done = access.kubectl(*args)
+        if done.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args[:2])}: {done.stderr.strip()}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
@@ -736,8 +749,8 @@ class LocalCluster:
                     },
                 },
                 "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "500"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "500"},
                 },
             }
             response = self._api().post("/api/v1/nodes", json=node)

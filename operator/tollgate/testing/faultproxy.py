@@ -165,10 +165,13 @@ class FaultProxy:
             await response.prepare(request)
             life = self.watch_cut_after if watching else None
             cut = time.monotonic() + life if life else None
-            async for chunk in answer.content.iter_any():
-                await response.write(chunk)
-                if cut is not None and time.monotonic() > cut:
-                    break  # the stream ends as a dropped connection would end it
+            try:
+                async for chunk in answer.content.iter_any():
+                    await response.write(chunk)
+                    if cut is not None and time.monotonic() > cut:
+                        break  # the stream ends as a dropped connection would end it
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                pass  # the client went away (a watch it stopped, an operator killed)
             self._record(request, target, body, response, fault=False)
             return response
 

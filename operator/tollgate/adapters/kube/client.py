@@ -47,13 +47,30 @@ THROTTLE_CAP = 10.0  # seconds: the longest Retry-After honoured in a reconcile
 
 
 def retry_after(header: str | None, attempt: int) -> float:
-    """Seconds to wait before retrying a 429: the server's Retry-After (capped) or an
-    exponential backoff, either with +-25% jitter so that throttled callers spread out."""
+    """Seconds to wait before retrying a 429, jittered so that throttled callers spread out:
+    the server's Retry-After (capped) plus up to 25%, never less than it asked; without one,
+    an exponential backoff +-25%."""
     try:
-        base = float(header) if header is not None else 0.5 * 2**attempt
+        asked = float(header) if header is not None else None
     except ValueError:
-        base = 0.5 * 2**attempt
-    return min(THROTTLE_CAP, max(0.0, base)) * random.uniform(0.75, 1.25)
+        asked = None
+    if asked is None:
+        backoff: float = min(THROTTLE_CAP, 0.5 * 2**attempt)
+        return backoff * random.uniform(0.75, 1.25)
+    return min(THROTTLE_CAP, max(0.0, asked)) * random.uniform(1.0, 1.25)
+
+
+def _asked_wait(response: httpx.Response) -> str | None:
+    """The wait a 429 asks for: its Retry-After header, else the Status body's
+    ``details.retryAfterSeconds`` (the API server sends both; some proxies drop the header)."""
+    header: str | None = response.headers.get("Retry-After")
+    if header is not None:
+        return header
+    try:
+        seconds = (response.json().get("details") or {}).get("retryAfterSeconds")
+    except (ValueError, AttributeError):
+        return None
+    return str(seconds) if isinstance(seconds, int | float) else None
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -101,7 +118,7 @@ class KubeClient:
             response = await self.http.request(method, url, **kwargs)
             if response.status_code != 429 or attempt == THROTTLE_RETRIES:
                 return response
-            await asyncio.sleep(retry_after(response.headers.get("Retry-After"), attempt))
+            await asyncio.sleep(retry_after(_asked_wait(response), attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON:
