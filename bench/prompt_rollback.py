@@ -1,12 +1,14 @@
 """Time from a prompt regression's start to all requests on the stable prompt, live.
 
-Everything is real but the model: the operator runs as ``kopf run`` against the API test server,
-an app process serves 100 req/s through the SDK (watching the published ConfigMap), and the
-real Prometheus scrapes the app's SDK metrics. The candidate prompt doubles the time to first
-token. The regression starts when the app first serves the candidate (the first step); it ends
-when the app has applied the publication that drops it. The time is split into: until the
-operator's failing analysis (scrapes, the analysis tick, the window filling), until the
-rollback is published (decision and write), and until the app applied it (watch and reload).
+Everything is real but the model: the operator runs as ``kopf run`` against a local Kubernetes
+control plane (or the cluster ``TOLLGATE_KUBECONFIG`` names), an app process serves 100 req/s
+through the SDK (watching the published ConfigMap as a ServiceAccount allowed that ConfigMap
+only), and the real Prometheus scrapes the app's SDK metrics. The candidate prompt doubles the
+time to first token. The regression starts when the app first serves the candidate (the first
+step); it ends when the app has applied the publication that drops it. The time is split into:
+until the operator's failing analysis (scrapes, the analysis tick, the window filling), until
+the rollback is published (decision and write, polled every 50 ms), and until the app applied
+it (watch and reload).
 
     python -m bench.prompt_rollback [--runs 1s/10s,15s/30s]
 """
@@ -20,18 +22,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import bench_cluster, fresh_namespace
 from tollgate.api.status import Phase
 from tollgate.testing import scenario
-from tollgate.testing.kubeapi import KubeApiServer
+from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.clusterapi import ClusterApi
 from tollgate.testing.operator_process import OperatorProcess
 from tollgate.testing.prometheus import PrometheusServer
 from tollgate.testing.promptapp import PromptAppProcess
-from tollgate.testing.scenario import CONFIGMAPS, NS, PROMPTS
+from tollgate.testing.scenario import CONFIGMAPS, PROMPTS
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def release(interval: str) -> dict[str, Any]:
+def release(interval: str, namespace: str) -> dict[str, Any]:
     spec = {
         "analysis": {
             "interval": interval,
@@ -44,7 +48,7 @@ def release(interval: str) -> dict[str, Any]:
         "checks": {"ttft": {"maxIncreasePercent": 50}},
     }
     versions = [scenario.prompt_version("v1"), scenario.prompt_version("v2", sim_ttft_factor=2.0)]
-    return scenario.prompt_release("answer", spec, versions)
+    return scenario.prompt_release("answer", spec, versions, namespace=namespace)
 
 
 async def until(predicate: Any, timeout: float, poll: float = 0.05) -> float:
@@ -56,76 +60,98 @@ async def until(predicate: Any, timeout: float, poll: float = 0.05) -> float:
     return time.time()
 
 
-async def rollback_run(scrape: str, interval: str, work: Path) -> dict[str, Any]:
+async def rollback_run(
+    access: ClusterAccess, scrape: str, interval: str, work: Path
+) -> dict[str, Any]:
     prometheus = PrometheusServer(scrape_interval=scrape, workdir=work / "prom")
     prometheus.start()
+    api = ClusterApi(access)
+    ns = fresh_namespace(api, "prompt")
     try:
-        async with KubeApiServer() as api:
-            app = PromptAppProcess(
-                api.url, "answer-prompts", "answer", work / "app.jsonl", rate=100
-            )
-            prometheus.set_targets([app.target])
-            operator = OperatorProcess(
-                api.write_kubeconfig(work / "kubeconfig"),
-                work / "operator.log",
-                env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
-            )
-            with app, operator:
-                api.create(PROMPTS, release(interval))
+        token = work / "app.token"
+        token.write_text(api.configmap_reader_token(ns, "answer-prompts"))
+        app = PromptAppProcess(
+            access.server,
+            "answer-prompts",
+            "answer",
+            work / "app.jsonl",
+            namespace=ns,
+            rate=100,
+            token_file=token,
+            ca_file=access.ca_file,
+        )
+        prometheus.set_targets([app.target])
+        operator = OperatorProcess(
+            access.kubeconfig,
+            work / "operator.log",
+            namespace=ns,
+            env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
+        )
+        with app, operator:
+            api.create(PROMPTS, release(interval, ns))
 
-                def revisions() -> list[dict[str, Any]]:
-                    return app.events("revision")
+            def revisions() -> list[dict[str, Any]]:
+                return app.events("revision")
 
-                def started() -> bool:
-                    return any(e["weights"].get("v2") for e in revisions())
+            def started() -> bool:
+                return any(e["weights"].get("v2") for e in revisions())
 
-                def app_back_on_stable() -> bool:
-                    seen = revisions()
-                    first = next((i for i, e in enumerate(seen) if e["weights"].get("v2")), None)
-                    return first is not None and any(
-                        "v2" not in e["weights"] for e in seen[first + 1 :]
-                    )
-
-                def status() -> Any:
-                    return scenario.rollout_status(api, "answer", resource=PROMPTS)
-
-                await until(started, 120)
-                await until(lambda: status().phase is Phase.ROLLED_BACK, 300)
-                await until(app_back_on_stable, 30)
+            def app_back_on_stable() -> bool:
                 seen = revisions()
-                t0 = next(e["t"] for e in seen if e["weights"].get("v2"))
-                t_app = next(e["t"] for e in seen if e["t"] > t0 and "v2" not in e["weights"])
-                decided = next(
-                    h.time.timestamp()
-                    for h in status().history
-                    if h.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
+                first = next((i for i, e in enumerate(seen) if e["weights"].get("v2")), None)
+                return first is not None and any(
+                    "v2" not in e["weights"] for e in seen[first + 1 :]
                 )
-                rollback_doc = [
-                    r.at
-                    for r in api.writes(CONFIGMAPS, "answer-prompts")
-                    if '"candidate": null' in (r.body.get("data") or {}).get("prompts.json", "")
-                ]
-                published = rollback_doc[-1] if rollback_doc else decided
-                return {
-                    "scrape": scrape,
-                    "interval": interval,
-                    "decided_s": round(decided - t0, 2),
-                    "published_s": round(published - t0, 2),
-                    "all_on_stable_s": round(t_app - t0, 2),
-                    "watch_to_app_s": round(t_app - published, 3),
-                    "reason": status().reason,
-                    "namespace": NS,
-                }
+
+            def status() -> Any:
+                return scenario.rollout_status(api, "answer", ns, PROMPTS)
+
+            published: list[float] = []
+
+            def candidate_dropped() -> bool:  # polled: the first time the document shows it
+                found = api.get(CONFIGMAPS, ns, "answer-prompts") or {}
+                text = (found.get("data") or {}).get("prompts.json", "")
+                if started() and '"candidate": null' in text and not published:
+                    published.append(time.time())
+                return bool(published)
+
+            await until(started, 120)
+            await until(lambda: candidate_dropped() and status().phase is Phase.ROLLED_BACK, 300)
+            await until(app_back_on_stable, 30)
+            seen = revisions()
+            t0 = next(e["t"] for e in seen if e["weights"].get("v2"))
+            t_app = next(e["t"] for e in seen if e["t"] > t0 and "v2" not in e["weights"])
+            decided = next(
+                h.time.timestamp()
+                for h in status().history
+                if h.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
+            )
+            return {
+                "scrape": scrape,
+                "interval": interval,
+                "decided_s": round(decided - t0, 2),
+                "published_s": round(published[0] - t0, 2),
+                "all_on_stable_s": round(t_app - t0, 2),
+                "watch_to_app_s": round(t_app - published[0], 3),
+                "reason": status().reason,
+            }
     finally:
+        api.delete("namespaces", None, ns)
+        api.close()
         prometheus.close()
 
 
 async def main_async(args: argparse.Namespace) -> int:
     rows = []
-    for run in args.runs.split(","):
-        scrape, interval = run.split("/")
-        with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as work:
-            rows.append(await rollback_run(scrape, interval, Path(work)))
+    with (
+        tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp,
+        bench_cluster(Path(tmp)) as access,
+    ):
+        for run in args.runs.split(","):
+            scrape, interval = run.split("/")
+            work = Path(tmp) / run.replace("/", "-")
+            work.mkdir()
+            rows.append(await rollback_run(access, scrape, interval, work))
     print("prompt TTFT x2 at 10% of 100 req/s; seconds from the first candidate request")
     print(f"{'scrape':>7} {'interval':>9} {'decided':>8} {'published':>10} {'all on stable':>14}")
     for r in rows:

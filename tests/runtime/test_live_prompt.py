@@ -58,29 +58,6 @@ async def until(predicate: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
-def app_token(api: ClusterApi, namespace: str, configmap: str) -> str:
-    """A token of ServiceAccount ``app``, allowed to read and watch ``configmap`` only."""
-    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}}
-    api.create("serviceaccounts", sa, namespace)
-    rule = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [configmap],
-            "verbs": ["get", "list", "watch"]}  # fmt: skip
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "app"}, "rules": [rule]}  # fmt: skip
-    api.create("roles.rbac.authorization.k8s.io", role, namespace)
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "app"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "app"},
-        "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": namespace}],
-    }
-    api.create("rolebindings.rbac.authorization.k8s.io", binding, namespace)
-    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
-    issued = api.create_subresource("serviceaccounts", namespace, "app", "token", request)
-    token: str = issued["status"]["token"]
-    return token
-
-
 @pytest.fixture
 async def live(
     tollgate_cluster: ClusterAccess, tmp_path: Path, request: pytest.FixtureRequest
@@ -93,7 +70,7 @@ async def live(
     api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     try:
         token_file = tmp_path / "app.token"
-        token_file.write_text(app_token(api, ns, "answer-prompts"))
+        token_file.write_text(api.configmap_reader_token(ns, "answer-prompts"))
         app = PromptAppProcess(
             tollgate_cluster.server,
             "answer-prompts",

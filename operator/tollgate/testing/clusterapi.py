@@ -133,3 +133,26 @@ class ClusterApi:
         response = self.http.delete(path_of(resource, namespace, name))
         if response.status_code != 404:
             self._checked(response)
+
+    def configmap_reader_token(self, namespace: str, configmap: str, name: str = "app") -> str:
+        """A token of ServiceAccount ``name``, allowed to read and watch ``configmap`` only
+        (what an app on the SDK's ConfigMapSource needs, and nothing more)."""
+        sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
+        self.create("serviceaccounts", sa, namespace)
+        rule = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [configmap],
+                "verbs": ["get", "list", "watch"]}  # fmt: skip
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": name}, "rules": [rule]}  # fmt: skip
+        self.create("roles.rbac.authorization.k8s.io", role, namespace)
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        }
+        self.create("rolebindings.rbac.authorization.k8s.io", binding, namespace)
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+        issued = self.create_subresource("serviceaccounts", namespace, name, "token", request)
+        token: str = issued["status"]["token"]
+        return token
