@@ -68,18 +68,7 @@ async def rollback_run(
     api = ClusterApi(access)
     ns = fresh_namespace(api, "prompt")
     try:
-        token = work / "app.token"
-        token.write_text(api.configmap_reader_token(ns, "answer-prompts"))
-        app = PromptAppProcess(
-            access.server,
-            "answer-prompts",
-            "answer",
-            work / "app.jsonl",
-            namespace=ns,
-            rate=100,
-            token_file=token,
-            ca_file=access.ca_file,
-        )
+        app = PromptAppProcess.on_cluster(api, ns, "answer-prompts", "answer", work, rate=100)
         prometheus.set_targets([app.target])
         operator = OperatorProcess(
             access.kubeconfig,

@@ -69,17 +69,7 @@ async def live(
     api = ClusterApi(tollgate_cluster)
     api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     try:
-        token_file = tmp_path / "app.token"
-        token_file.write_text(api.configmap_reader_token(ns, "answer-prompts"))
-        app = PromptAppProcess(
-            tollgate_cluster.server,
-            "answer-prompts",
-            "answer",
-            tmp_path / "app.jsonl",
-            namespace=ns,
-            token_file=token_file,
-            ca_file=tollgate_cluster.ca_file,
-        )
+        app = PromptAppProcess.on_cluster(api, ns, "answer-prompts", "answer", tmp_path)
         prometheus.set_targets([app.target])
         operator = OperatorProcess(
             tollgate_cluster.kubeconfig,

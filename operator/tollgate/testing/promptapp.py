@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -63,6 +63,10 @@ class Model:
         ttft = self.ttft_median * math.exp(rng.gauss(0.0, self.sigma))
         duration = ttft + self.latency_median * math.exp(rng.gauss(0.0, self.sigma))
         return ttft, duration, rng.random() < self.error_share
+
+
+if TYPE_CHECKING:
+    from tollgate.testing.clusterapi import ClusterApi
 
 
 class PromptApp:
@@ -174,6 +178,30 @@ class PromptAppProcess:
             *([f"--ca-file={ca_file}"] if ca_file else []),
         ]
         self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def on_cluster(
+        cls,
+        api: "ClusterApi",
+        namespace: str,
+        configmap: str,
+        prompt: str,
+        workdir: Path,
+        rate: float = 200.0,
+    ) -> "PromptAppProcess":
+        """The app on a real cluster, as ServiceAccount ``app`` allowed ``configmap`` only."""
+        token = workdir / "app.token"
+        token.write_text(api.configmap_reader_token(namespace, configmap))
+        return cls(
+            api.access.server,
+            configmap,
+            prompt,
+            workdir / "app.jsonl",
+            namespace=namespace,
+            rate=rate,
+            token_file=token,
+            ca_file=api.access.ca_file,
+        )
 
     @property
     def target(self) -> tuple[str, dict[str, str]]:
