@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 include e2e/tools/tools.mk
 
-.PHONY: help install prometheus check lint typecheck layers crds crd-drift test test-fast e2e bench bench-detection demo clean
+.PHONY: help install prometheus check lint typecheck layers crds crd-drift locks test test-fast e2e bench bench-detection demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,11 +35,15 @@ prometheus: ## install Prometheus and promtool from Debian if they are missing
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
-check: lint typecheck layers crd-drift ## ruff, mypy --strict, import-linter, CRD drift
+check: lint typecheck layers crd-drift locks ## ruff, hadolint, mypy --strict, import-linter, CRD and lock drift
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+
+locks: $(STAMP) ## every pin hashed; the image's runtime lock (requirements-operator.lock) in step
+	$(BIN)/python .ci/operator_lock.py --check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -154,3 +154,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "uid", "user"),
+    [
+        ({}, 65532, "uid65532"),  # the image's user has no passwd entry: kopf needs a name
+        ({"USER": "ops"}, 65532, "ops"),
+        ({"POD_ID": "tollgate-0"}, 65532, None),  # the chart's downward API names the pod
+        ({}, 0, None),  # root has a passwd entry
+    ],
+)
+def test_the_operator_gets_a_name_where_the_user_has_none(
+    env: dict[str, str], uid: int, user: str | None
+) -> None:
+    from tollgate.cli.main import operator_environment
+
+    assert operator_environment(env, uid).get("USER") == user

@@ -7,10 +7,12 @@ manifests offline with the operator's own rules, e.g. in a GitOps pipeline), ``a
 
 import argparse
 import math
+import os
+import pwd
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tollgate import __version__
 from tollgate.api import API_VERSION, GROUP
@@ -132,6 +134,34 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.main(args)
 
 
+def _run(args: argparse.Namespace) -> NoReturn:
+    """The operator: kopf's runtime with Tollgate's handlers, and kopf's probe endpoint (an
+    event loop that stops answering fails it)."""
+    command = [sys.executable, "-m", "kopf", "run", "-m", "tollgate.runtime.handlers"]
+    command.append(f"--liveness=http://{args.probes}/healthz")
+    if args.namespace:
+        command += [f"--namespace={namespace}" for namespace in args.namespace]
+    else:
+        command.append("--all-namespaces")
+    command += [f"--peering={args.peering}"] if args.peering else ["--standalone"]
+    if args.verbose:
+        command.append("--verbose")
+    sys.stdout.flush()
+    os.execve(sys.executable, command, operator_environment(dict(os.environ), os.getuid()))
+
+
+def operator_environment(env: dict[str, str], uid: int) -> dict[str, str]:
+    """kopf names itself after the user (``getpass.getuser``), which raises for a numeric user
+    with no passwd entry, as an image's ``USER 65532`` is: give it a name then."""
+    if any(env.get(k) for k in ("POD_ID", "LOGNAME", "USER", "LNAME", "USERNAME")):
+        return env
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return {**env, "USER": f"uid{uid}"}
+    return env
+
+
 def _version(_: argparse.Namespace) -> int:
     print(f"tollgate {__version__} ({API_VERSION})")
     return 0
@@ -159,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="a healthy and a bad release on an embedded setup (no cluster needed)"
     )
     demo_cmd.set_defaults(func=_demo)
+    run = sub.add_parser("run", help="run the operator (kopf) with its probe endpoint")
+    run.add_argument(
+        "--namespace", action="append", metavar="NS", help="watch only NS (repeatable)"
+    )
+    run.add_argument("--peering", metavar="NAME", help="kopf peering object (more replicas)")
+    run.add_argument(
+        "--probes", default="0.0.0.0:8080", metavar="HOST:PORT", help="liveness endpoint"
+    )
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser
