@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     analyze.add_parser(sub)
     demo_cmd = sub.add_parser(
-        "demo", help="a healthy and a bad release on an embedded setup (no cluster needed)"
+        "demo", help="a healthy and a bad release on a local control plane (make tools builds it)"
     )
     demo_cmd.set_defaults(func=_demo)
     run = sub.add_parser("run", help="run the operator (kopf) with its probe endpoint")

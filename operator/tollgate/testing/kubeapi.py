@@ -1,4 +1,4 @@
-"""An in-memory Kubernetes API server for tests, the demo and benchmarks (no cluster needed).
+"""An in-memory Kubernetes API server for the tests that a real one cannot serve (decision 48).
 
 There is no kube-apiserver, kind or Docker on our machines, yet the operator must run for real:
 kopf with its watches, finalizers and status patches, and our own httpx client. This server,
