@@ -1,9 +1,10 @@
 """An in-memory Kubernetes API server for the tests that a real one cannot serve (decision 48).
 
-There is no kube-apiserver, kind or Docker on our machines, yet the operator must run for real:
-kopf with its watches, finalizers and status patches, and our own httpx client. This server,
-built on kmock, speaks enough of the API for that (see :mod:`tollgate.testing.store` for the
-semantics) and serves on 127.0.0.1 only.
+The operator's own tests run on the local control plane (docs/cluster.md). This server, built
+on kmock, stays for what a real one cannot do: follow a simulated clock in the in-process
+reconcile tests, log exactly which requests one reconcile sent, and lose a response after the
+write is stored. It speaks enough of the API for kopf and our httpx client (see
+:mod:`tollgate.testing.store` for the semantics) and serves on 127.0.0.1 only.
 
 In-process, in the running asyncio loop::
 
