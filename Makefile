@@ -52,11 +52,13 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-crd-drift: $(STAMP) ## fail when crds/ differ from what the API models generate
+crd-drift: $(STAMP) ## fail when crds/ (or the chart's copy) differ from what the API models generate
 	$(BIN)/tollgate crds --check --out crds
+	$(BIN)/tollgate crds --check --out charts/tollgate/files/crds
 
-crds: $(STAMP) ## regenerate crds/ from the API models
+crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the API models
 	$(BIN)/tollgate crds --out crds
+	$(BIN)/tollgate crds --out charts/tollgate/files/crds
 
 test: install tools ## everything installed (the local control plane too), every test run
 	$(BIN)/pytest -q $(PYTEST_ARGS)

@@ -61,7 +61,7 @@ def test_demo_is_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
-    assert "no cluster needed" in " ".join(capsys.readouterr().out.split())
+    assert "on a local control plane" in " ".join(capsys.readouterr().out.split())
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -172,12 +172,17 @@ class World:
 
 @asynccontextmanager
 async def operated(
-    access: ClusterAccess, tmp_path: Path, spec: dict[str, Any], kubeconfig: Path | None = None
+    access: ClusterAccess,
+    tmp_path: Path,
+    spec: dict[str, Any],
+    kubeconfig: Path | None = None,
+    namespace: str | None = None,
 ) -> AsyncIterator[World]:
     """The world, with the operator reaching the API server through ``kubeconfig`` (a fault
-    proxy's) or, by default, directly."""
-    namespace = f"op-{secrets.token_hex(3)}"
-    ok(access.kubectl("create", "namespace", namespace))
+    proxy's, a ServiceAccount's) or, by default, directly as the admin."""
+    namespace = namespace or f"op-{secrets.token_hex(3)}"
+    made = access.kubectl("create", "namespace", namespace)
+    assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
     with access.client() as api:
         for path, body in (
             (DEPLOYMENTS, deployment("app", "app:1", replicas=2, namespace=namespace)),
