@@ -668,8 +668,9 @@ class _Tick:
         """
         limit = budget - self.deadline + seconds(self.spec.analysis.evidence_deadline)
         short = shortfall(self.spec, self.st.evidence, skip=set(self.obs.untestable))
-        counted = self.elapsed(self.st.step_started_at) - self.elapsed(self.st.last_count_at)
-        rate = self.st.step_samples / counted if counted > 0 and self.st.last_count_at else 0.0
+        began, last = self.st.step_started_at, self.st.last_count_at
+        counted = (last - began).total_seconds() if began and last else 0.0
+        rate = self.st.step_samples / counted if counted > 0 else 0.0
         if short is None or rate <= 0 or spent + short / rate > limit:
             return False
         analysis = self.spec.analysis
