@@ -55,12 +55,17 @@ layers: $(STAMP)
 crd-drift: $(STAMP) ## fail when crds/ (or the chart's copy) differ from what the API models generate
 	$(BIN)/tollgate crds --check --out crds
 	$(BIN)/tollgate crds --check --out charts/tollgate/files/crds
+	$(BIN)/python .ci/deploy_manifests.py --check
 
 crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the API models
 	$(BIN)/tollgate crds --out crds
 	$(BIN)/tollgate crds --out charts/tollgate/files/crds
 
-test: install tools ## everything installed (the local control plane too), every test run
+.PHONY: deploy
+deploy: $(STAMP) ## regenerate deploy/ (kustomize) from the chart's golden renders and crds/
+	$(BIN)/python .ci/deploy_manifests.py
+
+test: install tools checkov ## everything installed (the local control plane too), every test run
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the tests that need no external component
@@ -77,6 +82,7 @@ bench: $(STAMP) ## benchmarks: print tables, write JSON to bench/results/
 	$(BIN)/python -m bench.engine_decide
 	$(BIN)/python -m bench.canary_rollback
 	$(BIN)/python -m bench.prompt_rollback
+	$(BIN)/python -m bench.failover
 	$(BIN)/python -m bench.sdk_overhead
 	$(BIN)/python -m bench.operator_cpu
 

@@ -2,9 +2,10 @@
 # Builds the pinned Kubernetes tools into .tools/bin (see docs/cluster.md).
 #
 # Why a script and not make rules: a tool is up to date when its binary exists and its stamp
-# holds the hash of what pins it (its module's go.mod and go.sum, and the build flags), which
-# make's timestamps cannot express. Tools that need building are built in one `go build` per
-# module and flag set, so shared packages compile once.
+# holds the hash of what pins it (its module's go.mod and go.sum, the build flags, and for a
+# tool whose source lives here, that source), which make's timestamps cannot express. Tools
+# that need building are built in one `go build` per module and flag set, so shared packages
+# compile once.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,21 +23,32 @@ module_version() { # module dir, module path -> pinned version
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
 }
 
-stamp_key() { # module dir, recipe -> hash of what pins the build
-  cat "$1/go.mod" "$1/go.sum" <(printf '%s\n' "$2") | sha256sum | cut -d' ' -f1
+stamp_key() { # module dir, recipe, source files -> hash of what pins the build
+  local mod=$1 recipe=$2
+  shift 2
+  cat "$mod/go.mod" "$mod/go.sum" "$@" <(printf '%s\n' "$recipe") | sha256sum | cut -d' ' -f1
+}
+
+sources() { # source dirs of a group -> their files, in a stable order
+  local dir
+  for dir in "$@"; do
+    find "$dir" -type f -name '*.go' | LC_ALL=C sort
+  done
 }
 
 up_to_date() { # tool, key
   [[ -x "$bin/$1" && -f "$stamps/$1" && "$(cat "$stamps/$1")" == "$2" ]]
 }
 
-# Groups: name|module dir|binaries|packages|ldflags kind|what to expect (measured on 2 cores).
+# Groups: name|module dir|binaries|packages|ldflags kind|what to expect (measured on 2 cores)
+# |source dirs of our own (relative to the root; their files join the stamp).
 # Binaries and packages align.
 groups=(
   "kube|$kube_mod|kube-apiserver kube-controller-manager kube-scheduler kubectl|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|kube|about 9 minutes with an empty build cache, 30 s to relink from a warm one"
   "etcd|$kube_mod|etcd|go.etcd.io/etcd/server/v3|none|most packages are shared with the kube group"
   "kwok|$kube_mod|kwok kwokctl|sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl|none|most packages are shared with the kube group"
   "helm|$helm_mod|helm|helm.sh/helm/v3/cmd/helm|helm|about 3 minutes with an empty build cache"
+  "kstatus|$kube_mod|kstatus|tollgate.dev/e2e/tools/kstatus|none|seconds: its packages are shared with the kube group|$kube_mod/kstatus"
 )
 
 recipe() { # module dir, ldflags kind -> the flags, in a stable text form
@@ -45,8 +57,10 @@ recipe() { # module dir, ldflags kind -> the flags, in a stable text form
 
 pending=()
 for group in "${groups[@]}"; do
-  IFS='|' read -r name mod tools _pkgs kind _hint <<<"$group"
-  key=$(stamp_key "$mod" "$(recipe "$mod" "$kind")")
+  IFS='|' read -r name mod tools _pkgs kind _hint own <<<"$group"
+  read -ra own_dirs <<<"$own"
+  mapfile -t own_files < <(sources "${own_dirs[@]}")
+  key=$(stamp_key "$mod" "$(recipe "$mod" "$kind")" "${own_files[@]}")
   for tool in $tools; do
     if ! up_to_date "$tool" "$key"; then
       pending+=("$group")
@@ -97,7 +111,9 @@ ldflags_for() { # module dir, ldflags kind
 
 mkdir -p "$bin" "$stamps"
 for group in "${pending[@]}"; do
-  IFS='|' read -r name mod tools pkgs kind hint <<<"$group"
+  IFS='|' read -r name mod tools pkgs kind hint own <<<"$group"
+  read -ra own_dirs <<<"$own"
+  mapfile -t own_files < <(sources "${own_dirs[@]}")
   say "$name: fetching modules for $mod (GOPROXY=$(go env GOPROXY))"
   if ! out=$(cd "$mod" && go mod download 2>&1); then
     printf '%s\n' "$out" | tail -5 >&2
@@ -117,7 +133,7 @@ for group in "${pending[@]}"; do
   say "$name: building ${tools} ($hint)"
   (cd "$mod" && go build -tags "$tags" -ldflags "$ldflags" -o "$out_path" "${pkg_list[@]}") ||
     fail "$name: go build failed (see above)"
-  key=$(stamp_key "$mod" "$(recipe "$mod" "$kind")")
+  key=$(stamp_key "$mod" "$(recipe "$mod" "$kind")" "${own_files[@]}")
   for tool in "${tool_list[@]}"; do
     printf '%s\n' "$key" >"$stamps/$tool"
   done

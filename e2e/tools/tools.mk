@@ -10,10 +10,21 @@ CLUSTER = $(BIN)/python -m tollgate.testing.cluster
 
 KIND_KUBECONFIG = .tools/kind/kubeconfig
 
-.PHONY: tools cluster-up cluster-down cluster-status kind-up kind-down
+CHECKOV_VENV = .tools/checkov
 
-tools: ## build kube-apiserver, controller-manager, scheduler, etcd, kwok, kwokctl, helm into .tools/bin
+.PHONY: tools checkov cluster-up cluster-down cluster-status kind-up kind-down
+
+tools: ## build kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, kwokctl, helm, kstatus into .tools/bin
 	@$(TOOLS_MK_DIR)/build.sh
+
+checkov: $(CHECKOV_VENV)/.installed ## checkov (the chart's security scan) in a venv of its own, from a hashed lock
+
+$(CHECKOV_VENV)/.installed: $(TOOLS_MK_DIR)/checkov.lock
+	@echo "tools: checkov: installing into $(CHECKOV_VENV) (about 2 minutes the first time)"
+	@python3 -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	@$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes --no-deps -r $<
+	@touch $@
 
 cluster-up: tools $(STAMP) ## start the local cluster (etcd, control plane, kwok nodes) on 127.0.0.1
 	@$(CLUSTER) up

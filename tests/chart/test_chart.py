@@ -21,6 +21,7 @@ VALUES = {
     "default": [],
     "namespaced": ["watch.namespaces={shop,support}"],
     "hardened": ["networkPolicy.enabled=true", "prometheus.allowed={http://prom.team:9090}"],
+    "ha": ["replicas=2"],
 }
 
 pytestmark = pytest.mark.skipif(not HELM.is_file(), reason="no helm: run `make tools`")
@@ -60,7 +61,7 @@ def by_name(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_the_chart_s_crds_are_the_generated_ones_kept_on_uninstall() -> None:
     shipped = by_name(
-        [yaml.safe_load(p.read_text()) for p in (repo_root() / "crds").glob("*.yaml")]
+        [yaml.safe_load(p.read_text()) for p in (repo_root() / "crds").glob("**/*.yaml")]
     )
     charted = by_name([d for d in yaml.safe_load_all(render([])) if d])
     assert set(charted) == set(shipped)
@@ -68,12 +69,14 @@ def test_the_chart_s_crds_are_the_generated_ones_kept_on_uninstall() -> None:
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert crd["spec"] == shipped[name]["spec"]
     assert not by_name([d for d in yaml.safe_load_all(render(["crds.install=false"])) if d])
+    standalone = by_name([d for d in yaml.safe_load_all(render(["peering.enabled=false"])) if d])
+    assert set(standalone) == set(shipped) - {n for n in shipped if n.endswith(".kopf.dev")}
 
 
 @pytest.mark.parametrize(
     "setting",
-    ["unknown=1", "image.unknown=x", "replicas=0", "replicas=2", "watch.namespaces={Not_A_Name}",
-     "prometheus.url=http://user@host"],
+    ["unknown=1", "image.unknown=x", "replicas=0", "replicas=6", "watch.namespaces={Not_A_Name}",
+     "prometheus.url=http://user@host", "replicas=2,peering.enabled=false", "peering.lifetime=5"],
 )  # fmt: skip
 def test_the_values_schema_refuses_what_it_does_not_know(setting: str) -> None:
     done = helm("template", "tollgate", str(CHART), f"--set={setting}")

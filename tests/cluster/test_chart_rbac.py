@@ -1,7 +1,8 @@
 """The chart's RBAC, proven on the real API server rather than assumed.
 
 ``helm template`` renders the chart's ServiceAccount and roles, they are applied to the local
-control plane, and the operator runs as ``kopf run`` with a TokenRequest token of that
+control plane, and the operator runs as the chart runs it (``tollgate run --peering``: its
+keep-alives need their grants too) with a TokenRequest token of that
 ServiceAccount (and nothing else: no client certificate) through a rollout. Not one request may
 be refused. The negative side is asked of the same token: no Secrets, nothing outside the
 watched namespaces in namespaced mode, no edits of its own RBAC.
@@ -100,7 +101,9 @@ async def test_the_chart_s_cluster_role_carries_a_rollout_with_no_refusal(
     tollgate_cluster: ClusterAccess, cluster_mode: tuple[Path, str], tmp_path: Path
 ) -> None:
     kubeconfig, token = cluster_mode
-    async with operated(tollgate_cluster, tmp_path, FAST, kubeconfig=kubeconfig) as world:
+    async with operated(
+        tollgate_cluster, tmp_path, FAST, kubeconfig=kubeconfig, peering=True
+    ) as world:
         await world.until(lambda: world.status().phase is Phase.SUCCEEDED)
         assert await world.promote_watched() == PROMOTED_WEIGHTS
         await world.delete_at_step(1)  # deletion (finalizer, release of owned objects) too
@@ -125,7 +128,7 @@ async def test_the_chart_s_namespaced_roles_carry_a_rollout_and_reach_no_further
     kubeconfig, token = token_kubeconfig(tollgate_cluster, name, tmp_path / "sa.kubeconfig")
     try:
         async with operated(
-            tollgate_cluster, tmp_path, FAST, kubeconfig=kubeconfig, namespace=watched
+            tollgate_cluster, tmp_path, FAST, kubeconfig=kubeconfig, namespace=watched, peering=True
         ) as world:
             await world.until(lambda: world.status().phase is Phase.SUCCEEDED)
             assert await world.promote_watched() == PROMOTED_WEIGHTS

@@ -7,6 +7,7 @@ loop, not the metrics) and use a 2-second interval.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,16 +25,18 @@ from tests.cluster.world import (
     SLOW,
     RouteWatch,
     World,
+    ok,
     operated,
     owners,
     route_weights,
 )
 from tollgate.api.status import Phase
 from tollgate.testing import scenario
-from tollgate.testing.cluster import ClusterAccess
+from tollgate.testing.cluster import ClusterAccess, repo_root
 from tollgate.testing.scenario import canary, deployment
 
 pytestmark = ON_A_CLUSTER
+CRDS = repo_root() / "crds"
 
 
 @pytest.fixture
@@ -98,9 +101,8 @@ async def test_sigkill_mid_rollout_resumes_at_the_same_step(world: World) -> Non
     assert step_at_kill in steps
 
 
-async def test_deleting_mid_rollout_leaves_primary_serving_and_unowned(world: World) -> None:
-    await world.delete_at_step(2)
-    assert route_weights(world.get(ROUTES, "app") or {}) == (100, 0)
+async def released_and_kept(world: World) -> None:
+    """Primary and both Services carry no owner reference, and outlive the garbage collector."""
     for path, name in (
         (DEPLOYMENTS, "app-primary"),
         (SERVICES, "app-primary"),
@@ -108,6 +110,14 @@ async def test_deleting_mid_rollout_leaves_primary_serving_and_unowned(world: Wo
     ):
         assert owners(world.get(path, name)) == [], name
     await asyncio.sleep(3)  # the garbage collector had its chance
+    for path, name in ((DEPLOYMENTS, "app-primary"), (SERVICES, "app-primary")):
+        assert world.get(path, name) is not None, name
+
+
+async def test_deleting_mid_rollout_leaves_primary_serving_and_unowned(world: World) -> None:
+    await world.delete_at_step(2)
+    assert route_weights(world.get(ROUTES, "app") or {}) == (100, 0)
+    await released_and_kept(world)
     primary = world.get(DEPLOYMENTS, "app-primary") or {}
     assert scenario.version_of(primary) == "app:1"
     assert world.events("Released")
@@ -155,6 +165,45 @@ async def test_deletion_does_not_hang_when_the_route_is_gone(world: World) -> No
     await world.until(lambda: world.get(CANARIES, "app") is None, 30)
     assert world.events("TrafficNotRestored")
     assert owners(world.get(DEPLOYMENTS, "app-primary")) == []  # released all the same
+
+
+MIN_SAMPLES_MAXIMUM = (
+    "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/analysis"
+    "/properties/minSamples/maximum"
+)
+
+
+async def test_deleting_a_canary_whose_stored_spec_no_longer_parses_keeps_primary(
+    world: World,
+) -> None:
+    """A Canary stored under a looser CRD (before an upgrade tightened a bound) no longer
+    parses: deleting it must still release primary and its Services, never let the garbage
+    collector take what serves the traffic."""
+    await world.until(lambda: world.status().phase is Phase.SUCCEEDED)
+    uid = (world.get(CANARIES, "app") or {})["metadata"]["uid"]
+    assert owners(world.get(DEPLOYMENTS, "app-primary")) == [uid]
+    crd = "crd/canaries.tollgate.dev"
+    loosen = json.dumps([{"op": "remove", "path": MIN_SAMPLES_MAXIMUM}])
+    try:
+        ok(world.access.kubectl("patch", crd, "--type=json", "-p", loosen))
+        beyond = '{"spec": {"analysis": {"minSamples": 20000000}}}'
+        patch = ("patch", "canary", "app", "-n", world.namespace, "--type=merge", "-p", beyond)
+        # the loosened schema reaches the server's handlers within moments
+        await world.until(lambda: world.access.kubectl(*patch).returncode == 0, 30)
+    finally:
+        shipped = str(CRDS / "tollgate.dev_canaries.yaml")
+        apply = ("apply", "--server-side", "--force-conflicts", "-f", shipped)
+        tightened = world.access.kubectl(*apply)
+    ok(tightened)
+    stalled = ("Stalled", "InvalidSpec")
+    await world.until(lambda: stalled in {(c.type, c.reason) for c in world.status().conditions})
+    world.delete_canary()
+    await world.until(lambda: world.get(CANARIES, "app") is None, 30)
+    await released_and_kept(world)
+    assert world.get(DEPLOYMENTS, "app-primary") is not None
+    assert route_weights(world.get(ROUTES, "app") or {}) == (100, 0)
+    (event,) = world.events("Released")
+    assert "spec" in event["message"]
 
 
 async def test_a_route_reapplied_without_the_canary_is_put_right_at_once(

@@ -103,6 +103,7 @@ class World:
     api: httpx.Client
     namespace: str
     operator: OperatorProcess
+    replicas: list[OperatorProcess] = field(default_factory=list)
 
     def get(self, path: str, name: str) -> dict[str, Any] | None:
         response = self.api.get(f"{path.format(ns=self.namespace)}/{name}")
@@ -144,12 +145,15 @@ class World:
             watch.stop()
         return watch.weights[-len(PROMOTED_WEIGHTS) :]
 
-    async def route_reapplied_is_put_right(self, within: float) -> None:
+    async def route_reapplied_is_put_right(
+        self, within: float, before: Callable[[], None] = lambda: None
+    ) -> None:
         """At 10%, GitOps re-applies the HTTPRoute as Git has it (no canary backendRef); the
-        operator must write its weight back ``within`` seconds."""
+        operator must write its weight back ``within`` seconds. ``before`` runs just before."""
         await self.until(lambda: self.status().phase is Phase.SUCCEEDED)
         self.release("app:2")
         await self.until(lambda: route_weights(self.get(ROUTES, "app") or {})[1] == 10)
+        before()
         as_in_git = http_route("app", namespace=self.namespace)
         as_in_git["metadata"] = (self.get(ROUTES, "app") or {})["metadata"]
         path = f"{ROUTES.format(ns=self.namespace)}/app"
@@ -177,9 +181,15 @@ async def operated(
     spec: dict[str, Any],
     kubeconfig: Path | None = None,
     namespace: str | None = None,
+    replicas: int = 1,
+    peering: bool | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[World]:
     """The world, with the operator reaching the API server through ``kubeconfig`` (a fault
-    proxy's, a ServiceAccount's) or, by default, directly as the admin."""
+    proxy's, a ServiceAccount's) or, by default, directly as the admin. With ``replicas``
+    above 1 (or ``peering``), so many ``tollgate run --peering`` replicas, as the chart runs
+    them, started a second apart (the first is the senior, which acts); ``world.operator`` is
+    the first."""
     namespace = namespace or f"op-{secrets.token_hex(3)}"
     made = access.kubectl("create", "namespace", namespace)
     assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
@@ -191,23 +201,32 @@ async def operated(
         ):
             created = api.post(path.format(ns=namespace), json=body)
             assert created.status_code == 201, created.text
-        operator = OperatorProcess(
-            kubeconfig or access.kubeconfig,
-            tmp_path / "operator.log",
-            namespace=namespace,
-            env={"TOLLGATE_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"},
-        )
-        world = World(access, api, namespace, operator.start())
+        prometheus, extra = f"http://127.0.0.1:{free_port()}", env or {}
+        operators = [
+            OperatorProcess(
+                kubeconfig or access.kubeconfig,
+                tmp_path / ("operator.log" if i == 0 else f"operator-{i}.log"),
+                namespace=namespace,
+                env={"TOLLGATE_PROMETHEUS_URL": prometheus, "POD_ID": f"tollgate-{i}", **extra},
+                peering="tollgate" if (replicas > 1 if peering is None else peering) else None,
+            )
+            for i in range(replicas)
+        ]
+        world = World(access, api, namespace, operators[0].start(), operators)
+        for standby in operators[1:]:
+            await asyncio.sleep(1.0)
+            standby.start()
         try:
             yield world
         finally:
-            if operator.process is None:
-                operator.start()
+            if not any(o.process for o in operators):
+                operators[0].start()
             api.delete(f"{CANARIES.format(ns=namespace)}/app")
             try:
                 await world.until(lambda: world.get(CANARIES, "app") is None, 30)
             finally:
-                operator.stop()
+                for operator in operators:
+                    operator.stop()
                 access.kubectl("delete", "namespace", namespace, "--wait=false")
 
 

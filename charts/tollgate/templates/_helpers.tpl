@@ -35,4 +35,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [httproutes]
   verbs: [get, list, watch, patch, update]
 {{- end }}
+{{- if .Values.peering.enabled }}
+# the replicas' keep-alives (runtime/peering.py); each creates the object when it is missing;
+# clusterkopfpeerings for --all-namespaces, kopfpeerings for --namespace
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings{{ if not .Values.watch.namespaces }}, clusterkopfpeerings{{ end }}]
+  verbs: [get, list, watch, create, patch]
+{{- end }}
 {{- end -}}

@@ -354,9 +354,56 @@ def render(crd: JSON) -> str:
     )
 
 
+PEERING_GROUP = "kopf.dev"
+
+
+def _peering_crd(kind: str, plural: str, scope: str) -> JSON:
+    """One of kopf's peering resources, as kopf documents them: an object whose status holds
+    each replica's keep-alive (priority, lifetime, last seen)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{PEERING_GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "tollgate"},
+        },
+        "spec": {
+            "group": PEERING_GROUP,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "scope": scope,
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def peering_crds() -> list[JSON]:
+    """kopf's peering CRDs, needed only to run more than one replica (``tollgate run
+    --peering``): ClusterKopfPeering for cluster mode, KopfPeering for namespaced mode."""
+    return [
+        _peering_crd("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
+        _peering_crd("KopfPeering", "kopfpeerings", "Namespaced"),
+    ]
+
+
 def generated_files() -> dict[str, str]:
-    """File name -> content of every CRD in crds/."""
+    """File name -> content of every CRD in crds/ (kopf's peering ones in crds/peering/)."""
     return {
         f"{GROUP}_canaries.yaml": render(canary_crd()),
         f"{GROUP}_promptreleases.yaml": render(promptrelease_crd()),
+        **{
+            f"peering/{PEERING_GROUP}_{crd['spec']['names']['plural']}.yaml": render(crd)
+            for crd in peering_crds()
+        },
     }

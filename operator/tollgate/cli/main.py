@@ -51,6 +51,7 @@ def _crds(args: argparse.Namespace) -> int:
         return 1 if drifted or extra else 0
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
         print(f"wrote {out / name}")
     return 0
@@ -143,11 +144,19 @@ def _run(args: argparse.Namespace) -> NoReturn:
         command += [f"--namespace={namespace}" for namespace in args.namespace]
     else:
         command.append("--all-namespaces")
-    command += [f"--peering={args.peering}"] if args.peering else ["--standalone"]
+    from tollgate.runtime.peering import seniority_priority  # the operator's, not the CLI's
+
+    if args.peering:  # one of several replicas: the longest-running one acts
+        command += [f"--peering={args.peering}", f"--priority={seniority_priority()}"]
+    else:
+        command.append("--standalone")
     if args.verbose:
         command.append("--verbose")
+    env = operator_environment(dict(os.environ), os.getuid())
+    if args.namespace:  # the settings and the peering objects follow the flags
+        env["TOLLGATE_NAMESPACES"] = ",".join(args.namespace)
     sys.stdout.flush()
-    os.execve(sys.executable, command, operator_environment(dict(os.environ), os.getuid()))
+    os.execve(sys.executable, command, env)
 
 
 def operator_environment(env: dict[str, str], uid: int) -> dict[str, str]:
@@ -193,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--namespace", action="append", metavar="NS", help="watch only NS (repeatable)"
     )
-    run.add_argument("--peering", metavar="NAME", help="kopf peering object (more replicas)")
+    run.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="run as one of several replicas agreeing in kopf peering object NAME (one acts)",
+    )
     run.add_argument(
         "--probes", default="0.0.0.0:8080", metavar="HOST:PORT", help="liveness endpoint"
     )

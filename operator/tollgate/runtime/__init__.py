@@ -1,4 +1,4 @@
 """Composition root: kopf handlers, the reconcile loop and settings (observe, decide, act,
-record status once). Empty until the operator runtime lands; the layer exists so the import
-contracts cover it from the first commit.
+record status once), deletion and peering. Wiring only: decisions are the engine's, I/O the
+adapters'.
 """

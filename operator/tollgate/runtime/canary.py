@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from tollgate.adapters.kube.claims import Claimant, claim, release
+from tollgate.adapters.kube.claims import Claimant, claim
 from tollgate.adapters.kube.client import KubeError, NotFoundError
 from tollgate.adapters.kube.resources import CANARIES, DEPLOYMENTS, HTTPROUTES
 from tollgate.adapters.kube.status import read_status
@@ -39,9 +39,9 @@ log = logging.getLogger("tollgate.canary")
 __all__ = [
     "Outcome",
     "analysis_request",
-    "hand_over",
+    "claimant",
+    "raw_restore",
     "reconcile_canary",
-    "release_targets",
     "router_for",
 ]
 
@@ -161,52 +161,6 @@ async def reconcile_canary(body: dict[str, Any], wiring: Wiring) -> Outcome:
     return await record_then_act(wiring, CANARIES, body, decision, router_error, now, act)
 
 
-async def hand_over(spec: CanarySpec, body: dict[str, Any], wiring: Wiring, restored: bool) -> None:
-    """What the deleted Canary leaves behind (``revertOnDeletion``), said in an Event.
-
-    ``restored``: the route's traffic is all on primary already. Without it nothing is
-    reverted: the target's pods may run a revision never analysed.
-    """
-    namespace, target = body["metadata"]["namespace"], spec.target_ref.name
-    workload = DeploymentWorkload(
-        wiring.kube,
-        namespace,
-        target,
-        spec.service.port,
-        spec.service.target_port,
-        spec.service.port_name,
-        owner=body,
-        recent=wiring.recent,
-    )
-    why: str | None = None
-    if spec.revert_on_deletion:
-        why = await workload.revertible() if restored else "the route could not be restored"
-        if why is None:
-            await workload.revert()
-            await workload.release()
-            await wiring.events.post(
-                wiring.kube,
-                body,
-                "Reverted",
-                f"deleted: traffic back on Deployment {target} (Service {target}-primary selects "
-                f"its pods; Deployment {target}-primary deleted)",
-                warning=False,
-                now=wiring.now(),
-            )
-            return
-    await workload.release()
-    traffic = f"all traffic on {target}-primary" if restored else "traffic not restored"
-    kept = (
-        f"{traffic}; {target}-primary keeps running with Services {target}-primary and "
-        f"{target}-canary, no longer owned by the Canary"
-    )
-    if why is not None:
-        reason, message, warning = "NotReverted", f"deleted, not reverted ({why}): {kept}", True
-    else:
-        reason, message, warning = "Released", f"deleted: {kept}", not restored
-    await wiring.events.post(wiring.kube, body, reason, message, warning=warning, now=wiring.now())
-
-
 async def raw_restore(body: dict[str, Any], wiring: Wiring) -> None:
     """All traffic on primary, from what an invalid spec still says about its route."""
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
@@ -261,15 +215,6 @@ async def claim_targets(
                 )
             )
     return problems
-
-
-async def release_targets(spec: CanarySpec, body: dict[str, Any], wiring: Wiring) -> None:
-    """Drop this Canary's claims (on deletion)."""
-    me = claimant(body)
-    await release(wiring.kube, DEPLOYMENTS, me.namespace, spec.target_ref.name, me)
-    if spec.router.http_route is not None:
-        route = spec.router.http_route
-        await release(wiring.kube, HTTPROUTES, route.namespace or me.namespace, route.name, me)
 
 
 def analysis_request(spec: CanarySpec, namespace: str, default_address: str) -> AnalysisRequest:

@@ -9,6 +9,7 @@ tick the engine asked for, or until the spec or a request annotation changes.
 import asyncio
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -21,12 +22,13 @@ from tollgate.adapters.kube.credentials import Credentials
 from tollgate.adapters.kube.resources import CANARIES, PROMPTRELEASES, Resource
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api import GROUP, VERSION
-from tollgate.api.canary import CanarySpec
 from tollgate.api.intents import REQUEST_ANNOTATION
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import parse
-from tollgate.runtime.canary import hand_over, reconcile_canary, release_targets, router_for
+from tollgate.runtime.canary import reconcile_canary
+from tollgate.runtime.deletion import Holdings, hand_over, release_targets
 from tollgate.runtime.failures import Restore, Streak, report_failure
+from tollgate.runtime.peering import ensure_peering, lifetime_from
 from tollgate.runtime.promptrelease import publisher_for, reconcile_prompt_release
 from tollgate.runtime.recording import CONFLICT_RETRY, Outcome
 from tollgate.runtime.settings import Settings
@@ -111,14 +113,34 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = "tollgate.dev/finalizer"
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # Tollgate posts its own Events
-    settings.watching.server_timeout = 300
+    tollgate = Settings.from_env()
+    # a watch never outlives its timeout, so a half-open connection cannot blind the operator
+    settings.watching.server_timeout = tollgate.watch_timeout
+    settings.watching.client_timeout = tollgate.watch_timeout * 1.5
+    settings.watching.connect_timeout = 10.0
     kube = await KubeClient.from_credentials(CREDENTIALS)
-    memo[MEMO_WIRING] = Wiring.create(Settings.from_env(), kube)
+    memo[MEMO_WIRING] = Wiring.create(tollgate, kube)
+    if settings.peering.mandatory:  # --peering NAME: one of several replicas
+        await join_peering(settings, kube, memo[MEMO_WIRING].settings.namespaces)
     memo[MEMO_WAKE] = {}
     memo[MEMO_SEEN] = {}
     memo[MEMO_TARGETS] = {}
     memo[MEMO_PROMPTS] = {}
     memo[MEMO_ROUTES] = {}
+
+
+async def join_peering(
+    settings: kopf.OperatorSettings, kube: KubeClient, namespaces: tuple[str, ...]
+) -> None:
+    """Peering as runtime/peering.py says: a bounded failover, quiet keep-alives, and the
+    peering object there before kopf waits for it."""
+    settings.peering.lifetime = lifetime_from(os.environ.get("TOLLGATE_PEERING_LIFETIME"))
+    settings.peering.stealth = True
+    name, clusterwide = settings.peering.name, settings.peering.clusterwide
+    for problem in await ensure_peering(kube, name, clusterwide, namespaces):
+        log.warning("peering object missing, this replica waits until it exists: %s", problem)
+    log.info("peering %r (priority %d, failover after %d s)", name,
+             settings.peering.priority, settings.peering.lifetime)  # fmt: skip
 
 
 @kopf.on.cleanup()
@@ -356,18 +378,9 @@ def on_the_second(delay: float) -> float:
 
 
 def canary_restore(body: dict[str, Any]) -> Restore | None:
-    """All of a Canary's traffic back on primary; None when its spec names no router."""
-    spec, _problems = parse(CanarySpec, body.get("spec"))
-    if spec is None:
-        return None
-    return restore_primary(spec, (body.get("metadata") or {}).get("namespace") or "")
-
-
-def restore_primary(spec: CanarySpec, namespace: str) -> Restore:
-    async def restore(wiring: Wiring) -> None:
-        await router_for(spec, namespace, wiring).set_weight(0)
-
-    return restore
+    """All of a Canary's traffic back on primary; None when its spec names no target."""
+    holdings = Holdings.of(body)
+    return holdings.restore if holdings is not None else None
 
 
 def prompt_restore(body: dict[str, Any]) -> Restore | None:
@@ -389,22 +402,22 @@ async def canary_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Put all traffic back on primary before the Canary goes; never hang on a missing route.
     Then, as ``revertOnDeletion`` says, leave primary serving without owner references, or
     hand the traffic back to the target's own pods; release the claims on target and route."""
-    spec, _problems = parse(CanarySpec, dict(body.spec))
-    if spec is None:
-        return
     wiring = _wiring(memo)
-    restore = restore_primary(spec, body.metadata.namespace or "")
-    restored = await _restore_on_delete(body, memo, restore, "primary")
+    holdings = Holdings.of(dict(body))
+    if holdings is None:
+        await _warn(wiring, body, "NotReleased", "its spec names no target: nothing released")
+        return
+    restored = await _restore_on_delete(body, memo, holdings.restore, "primary")
     try:
         await asyncio.wait_for(
-            hand_over(spec, dict(body), wiring, restored), timeout=wiring.settings.delete_timeout
+            hand_over(holdings, wiring, restored), timeout=wiring.settings.delete_timeout
         )
     except (KubeError, TimeoutError) as exc:
-        what = f"{spec.target_ref.name}-primary and its Services"
+        what = f"{holdings.target}-primary and its Services"
         await _warn(wiring, body, "ReleaseFailed", f"could not release {what}: {exc}")
         raise kopf.TemporaryError(f"release failed: {exc}", delay=5.0) from exc
     try:
-        await release_targets(spec, dict(body), wiring)
+        await release_targets(holdings, wiring)
     except KubeError as exc:  # a stale claim is taken over by the next Canary anyway
         log.warning("claims of Canary %s not released: %s", body.metadata.name, exc)
 

@@ -8,6 +8,9 @@
   TOLLGATE_PROMETHEUS_URL (default: none).
 - TOLLGATE_ALLOWED_WEBHOOK_HOSTS: comma-separated hosts (``*.example.svc`` for a suffix) that
   webhook gates and notifications may call (default: none).
+- TOLLGATE_WATCH_TIMEOUT: seconds a watch request lasts before the server ends it and the
+  stream goes on from where it was (60); a stream silent for 1.5 times as long (a half-open
+  connection) is dropped and opened again.
 - TOLLGATE_CROSS_NAMESPACE_QUERIES: ``true`` lets custom queries select series of other
   namespaces (default: false; docs/security.md).
 """
@@ -27,6 +30,7 @@ class Settings:
     allowed_prometheus: tuple[str, ...] = ()
     allowed_webhook_hosts: tuple[str, ...] = ()
     cross_namespace_queries: bool = False
+    watch_timeout: int = 60  # the API server takes whole seconds (timeoutSeconds)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -40,6 +44,7 @@ class Settings:
             allowed_webhook_hosts=_list("TOLLGATE_ALLOWED_WEBHOOK_HOSTS"),
             cross_namespace_queries=os.environ.get("TOLLGATE_CROSS_NAMESPACE_QUERIES", "").lower()
             in ("1", "true", "yes"),
+            watch_timeout=max(1, int(os.environ.get("TOLLGATE_WATCH_TIMEOUT", cls.watch_timeout))),
         )
 
 

@@ -106,12 +106,15 @@ def has_kubectl() -> bool:
 
 
 def install_tollgate(access: ClusterAccess) -> None:
-    """Tollgate's CRDs as README installs them (``kubectl apply``, server-side), established."""
+    """Tollgate's CRDs as README installs them (``kubectl apply``, server-side), and kopf's
+    peering ones (for more than one replica), established."""
     crds = repo_root() / "crds"
     for args in (
-        ("apply", "--server-side", "--force-conflicts", "-f", str(crds)),
+        ("apply", "--server-side", "--force-conflicts", "-f", str(crds),
+         "-f", str(crds / "peering")),
         ("wait", "--for=condition=Established", "--timeout=60s",
-         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev"),
+         "crd/canaries.tollgate.dev", "crd/promptreleases.tollgate.dev",
+         "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev"),
     ):  # fmt: skip
         done = access.kubectl(*args)
         if done.returncode != 0:

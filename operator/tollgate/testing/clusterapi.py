@@ -28,6 +28,7 @@ KNOWN: dict[str, tuple[str, str]] = {
     "pods": ("", "v1"),
     "namespaces": ("", "v1"),
     "serviceaccounts": ("", "v1"),
+    "secrets": ("", "v1"),
     "roles.rbac.authorization.k8s.io": ("rbac.authorization.k8s.io", "v1"),
     "rolebindings.rbac.authorization.k8s.io": ("rbac.authorization.k8s.io", "v1"),
 }

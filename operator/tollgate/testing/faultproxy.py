@@ -55,6 +55,9 @@ class FaultProxy:
         self.log = RequestLog()
         self.slowdowns: list[Slowdown] = []
         self.watch_cut_after: float | None = None  # seconds a watch stream lives, when set
+        # watch streams opened before this moment (time.monotonic) pass nothing more on, yet
+        # stay open: a half-open connection, silent until the client gives up on it
+        self.stalled_before: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -133,6 +136,13 @@ class FaultProxy:
             await self._stop.wait()
             await runner.cleanup()
 
+    @staticmethod
+    async def _hold(request: web.Request) -> None:
+        """Neither events nor the server's end of the stream reach the client: it waits until
+        it gives up on the connection itself."""
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.2)
+
     # -- one request -------------------------------------------------------------------------
 
     async def _forward(
@@ -163,13 +173,25 @@ class FaultProxy:
                 if key.lower() not in HOP_BY_HOP:
                     response.headers[key] = value
             await response.prepare(request)
+            opened = time.monotonic()
             life = self.watch_cut_after if watching else None
-            cut = time.monotonic() + life if life else None
+            cut = opened + life if life else None
             try:
-                async for chunk in answer.content.iter_any():
+                while True:  # at ``cut`` the stream ends as a dropped connection ends it
+                    left = None if cut is None else cut - time.monotonic()
+                    if left is not None and left <= 0:
+                        break
+                    try:
+                        chunk = await asyncio.wait_for(answer.content.readany(), left)
+                    except TimeoutError:
+                        break  # a quiet stream is cut on time too
+                    if not chunk:
+                        break
+                    stalled = self.stalled_before is not None and opened < self.stalled_before
+                    if watching and stalled:
+                        await self._hold(request)
+                        break
                     await response.write(chunk)
-                    if cut is not None and time.monotonic() > cut:
-                        break  # the stream ends as a dropped connection would end it
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
                 pass  # the client went away (a watch it stopped, an operator killed)
             self._record(request, target, body, response, fault=False)

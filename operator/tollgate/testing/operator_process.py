@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from tollgate.testing.cluster import free_port
+
 
 class OperatorProcess:
     """``kopf run -m tollgate.runtime.handlers`` against a kubeconfig, output to a log file."""
@@ -17,27 +19,29 @@ class OperatorProcess:
         log: Path,
         namespace: str = "default",
         env: dict[str, str] | None = None,
+        peering: str | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.namespace = namespace
         self.env = env or {}
+        self.peering = peering
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    def command(self) -> list[str]:
+        """Standalone ``kopf run``; with ``peering``, ``tollgate run`` as the image runs it
+        (one of several replicas, with its probe endpoint on a free port)."""
+        if self.peering is not None:
+            return [sys.executable, "-m", "tollgate.cli.main", "run", "--namespace",
+                    self.namespace, "--peering", self.peering,
+                    f"--probes=127.0.0.1:{free_port()}"]  # fmt: skip
+        return [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace",
+                self.namespace, "-m", "tollgate.runtime.handlers"]  # fmt: skip
+
     def start(self) -> "OperatorProcess":
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
-        command = [
-            sys.executable,
-            "-m",
-            "kopf",
-            "run",
-            "--standalone",
-            "--namespace",
-            self.namespace,
-            "-m",
-            "tollgate.runtime.handlers",
-        ]
+        command = self.command()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.starts += 1

@@ -38,3 +38,8 @@ EVENTS = Resource("", "v1", "events", "Event")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 CANARIES = Resource("tollgate.dev", "v1alpha1", "canaries", "Canary")
 PROMPTRELEASES = Resource("tollgate.dev", "v1alpha1", "promptreleases", "PromptRelease")
+# kopf's peering objects: the replicas of one operator agree there which of them acts
+KOPF_PEERINGS = Resource("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
+CLUSTER_KOPF_PEERINGS = Resource(
+    "kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False
+)
