@@ -20,7 +20,12 @@ HELM = repo_root() / ".tools" / "bin" / "helm"
 VALUES = {
     "default": [],
     "namespaced": ["watch.namespaces={shop,support}"],
-    "hardened": ["networkPolicy.enabled=true", "prometheus.allowed={http://prom.team:9090}"],
+    "hardened": [
+        "networkPolicy.enabled=true",
+        "prometheus.allowed={http://prom.team:9090}",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.labels.team=sre",
+    ],
     "ha": ["replicas=2"],
 }
 
@@ -76,7 +81,8 @@ def test_the_chart_s_crds_are_the_generated_ones_kept_on_uninstall() -> None:
 @pytest.mark.parametrize(
     "setting",
     ["unknown=1", "image.unknown=x", "replicas=0", "replicas=6", "watch.namespaces={Not_A_Name}",
-     "prometheus.url=http://user@host", "replicas=2,peering.enabled=false", "peering.lifetime=5"],
+     "prometheus.url=http://user@host", "replicas=2,peering.enabled=false", "peering.lifetime=5",
+     "metrics.port=8080"],
 )  # fmt: skip
 def test_the_values_schema_refuses_what_it_does_not_know(setting: str) -> None:
     done = helm("template", "tollgate", str(CHART), f"--set={setting}")

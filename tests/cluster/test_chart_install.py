@@ -11,9 +11,10 @@ import secrets
 import subprocess
 
 import pytest
+import yaml
 
 from tests.cluster.world import ON_A_CLUSTER
-from tollgate.testing.cluster import ClusterAccess, repo_root
+from tollgate.testing.cluster import ClusterAccess, prometheus_operator_crd, repo_root
 
 pytestmark = ON_A_CLUSTER
 HELM = repo_root() / ".tools" / "bin" / "helm"
@@ -63,5 +64,39 @@ def test_install_upgrade_uninstall(tollgate_cluster: ClusterAccess) -> None:
         assert bindings.returncode != 0  # cluster-scoped objects go with the release too
         crds = tollgate_cluster.kubectl("get", "crd", "canaries.tollgate.dev")
         assert crds.returncode == 0
+    finally:
+        tollgate_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_service_monitor_is_admitted_by_the_prometheus_operator_s_crd(
+    tollgate_cluster: ClusterAccess,
+) -> None:
+    """The ServiceMonitor the chart renders, checked by the Prometheus operator's own CRD
+    schema on the real server, and aimed at the metrics Service's port."""
+    crd = prometheus_operator_crd("monitoring.coreos.com_servicemonitors.yaml")
+    applied = tollgate_cluster.kubectl("apply", "--server-side", "-f", str(crd))
+    assert applied.returncode == 0, applied.stderr
+    established = tollgate_cluster.kubectl("wait", "--for=condition=Established",
+                                           "crd/servicemonitors.monitoring.coreos.com")  # fmt: skip
+    assert established.returncode == 0, established.stderr
+    namespace = f"monitor-{secrets.token_hex(3)}"
+    settings = ("--set", "metrics.serviceMonitor.enabled=true", "--set", "crds.install=false")
+    chart = str(repo_root() / "charts" / "tollgate")
+    rendered = helm(tollgate_cluster, "template", "tollgate", chart, "--namespace", namespace,
+                    *settings)  # fmt: skip
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    wanted = [d for d in documents if d["kind"] in ("Service", "ServiceMonitor")]
+    assert [d["kind"] for d in wanted] == ["Service", "ServiceMonitor"]
+    service, monitor = wanted
+    assert monitor["spec"]["endpoints"][0]["port"] in [p["name"] for p in service["spec"]["ports"]]
+    labels = service["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    created = tollgate_cluster.kubectl("create", "namespace", namespace)
+    assert created.returncode == 0, created.stderr
+    try:
+        listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": wanted})
+        done = tollgate_cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-",
+                                        stdin=listed)  # fmt: skip
+        assert done.returncode == 0, done.stderr
     finally:
         tollgate_cluster.kubectl("delete", "namespace", namespace, "--wait=false")

@@ -153,6 +153,8 @@ def _run(args: argparse.Namespace) -> NoReturn:
     if args.verbose:
         command.append("--verbose")
     env = operator_environment(dict(os.environ), os.getuid())
+    if args.metrics:
+        env["TOLLGATE_METRICS_ADDRESS"] = args.metrics
     if args.namespace:  # the settings and the peering objects follow the flags
         env["TOLLGATE_NAMESPACES"] = ",".join(args.namespace)
     sys.stdout.flush()
@@ -209,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--probes", default="0.0.0.0:8080", metavar="HOST:PORT", help="liveness endpoint"
+    )
+    run.add_argument(
+        "--metrics",
+        default="0.0.0.0:8081",
+        metavar="HOST:PORT",
+        help="the operator's /metrics (empty: none)",
     )
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)

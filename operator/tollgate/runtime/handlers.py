@@ -20,6 +20,7 @@ import kopf
 from tollgate.adapters.kube.client import KubeClient, KubeError, NotFoundError
 from tollgate.adapters.kube.credentials import Credentials
 from tollgate.adapters.kube.resources import CANARIES, PROMPTRELEASES, Resource
+from tollgate.adapters.kube.status import read_status
 from tollgate.adapters.routers.base import RouterError
 from tollgate.api import GROUP, VERSION
 from tollgate.api.intents import REQUEST_ANNOTATION
@@ -32,6 +33,7 @@ from tollgate.runtime.peering import ensure_peering, lifetime_from
 from tollgate.runtime.promptrelease import publisher_for, reconcile_prompt_release
 from tollgate.runtime.recording import CONFLICT_RETRY, Outcome
 from tollgate.runtime.settings import Settings
+from tollgate.runtime.telemetry import Telemetry
 from tollgate.runtime.wiring import Wiring
 
 log = logging.getLogger("tollgate")
@@ -40,6 +42,7 @@ MEMO_WAKE = "tollgate_wake"
 MEMO_SEEN = "tollgate_seen"
 MEMO_TARGETS = "tollgate_targets"
 MEMO_PROMPTS = "tollgate_prompts"
+MEMO_TELEMETRY = "tollgate_telemetry"
 MEMO_ROUTES = "tollgate_routes"
 FAILED_RETRY = 10.0  # seconds before a failed reconcile is tried again
 CONFLICT_BACKOFF_CAP = 5.0  # seconds: the longest wait after lost write races
@@ -120,6 +123,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 10.0
     kube = await KubeClient.from_credentials(CREDENTIALS)
     memo[MEMO_WIRING] = Wiring.create(tollgate, kube)
+    memo[MEMO_TELEMETRY] = Telemetry()
+    if tollgate.metrics_address:
+        await memo[MEMO_TELEMETRY].serve(tollgate.metrics_address)
     if settings.peering.mandatory:  # --peering NAME: one of several replicas
         await join_peering(settings, kube, memo[MEMO_WIRING].settings.namespaces)
     memo[MEMO_WAKE] = {}
@@ -147,6 +153,8 @@ async def join_peering(
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if MEMO_WIRING in memo:
         await _wiring(memo).aclose()
+    if MEMO_TELEMETRY in memo:
+        await memo[MEMO_TELEMETRY].aclose()
 
 
 @kopf.on.event(GROUP, VERSION, "canaries")
@@ -226,9 +234,10 @@ async def _loop(
     A failed reconcile is reported and bounded (runtime/failures.py), then tried again.
     """
     wiring = _wiring(memo)
+    telemetry: Telemetry = memo[MEMO_TELEMETRY]
     wake: dict[str, asyncio.Event] = memo[MEMO_WAKE]
     uid = body.metadata.uid or ""
-    namespace, name = body.metadata.namespace, body.metadata.name or ""
+    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
     event = wake.setdefault(uid, asyncio.Event())
     streak = Streak()
     conflicts = 0
@@ -240,7 +249,10 @@ async def _loop(
                 # kopf's body can lag our own last status write; decide only on a fresh read.
                 fresh = await wiring.kube.get(resource, namespace, name)
                 on_tick(fresh)
-                delay = (await reconcile(fresh, wiring)).requeue_after
+                began = time.monotonic()
+                outcome = await reconcile(fresh, wiring)
+                record(telemetry, resource.kind, fresh, outcome, time.monotonic() - began)
+                delay = outcome.requeue_after
                 streak.reset()
                 conflicts = conflicts + 1 if delay == CONFLICT_RETRY else 0
                 if conflicts:  # lost a race again: back off, with jitter, up to a bound
@@ -249,6 +261,7 @@ async def _loop(
                 delay = 1.0
             except Exception as exc:
                 delay = FAILED_RETRY
+                telemetry.failures.labels(resource.kind).inc()
                 try:
                     await report_failure(resource, fresh, wiring, exc, streak, restore_for(fresh))
                 except Exception:  # reporting must never end the loop
@@ -265,6 +278,7 @@ async def _loop(
                 stopper.cancel()
     finally:  # the object is gone (or the operator stops): forget everything about it
         wake.pop(uid, None)
+        telemetry.forget(resource.kind, namespace, name)
         for table in (memo[MEMO_TARGETS], memo[MEMO_PROMPTS], memo.get(MEMO_ROUTES, {})):
             for key in [k for k, v in table.items() if v == uid]:
                 table.pop(key, None)
@@ -274,6 +288,21 @@ async def _loop(
         for key in count_keys(fresh):
             wiring.counts.forget(key)
         wiring.recent.forget(lambda key: isinstance(key, tuple) and uid in key)
+
+
+def record(
+    telemetry: Telemetry, kind: str, fresh: dict[str, Any], outcome: Outcome, took: float
+) -> None:
+    """The metrics of one reconcile: the status it recorded, else the one it read."""
+    meta = fresh.get("metadata") or {}
+    telemetry.reconciles.labels(kind).observe(took)
+    decision = outcome.decision
+    if decision is not None and outcome.status_written:
+        status = decision.status
+        telemetry.decisions.labels(kind, decision.reason).inc()
+    else:
+        status, _dropped = read_status(fresh.get("status"))
+    telemetry.observe(kind, meta.get("namespace") or "", meta.get("name") or "", status)
 
 
 @kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10.0)

@@ -11,6 +11,8 @@
 - TOLLGATE_WATCH_TIMEOUT: seconds a watch request lasts before the server ends it and the
   stream goes on from where it was (60); a stream silent for 1.5 times as long (a half-open
   connection) is dropped and opened again.
+- TOLLGATE_METRICS_ADDRESS: ``host:port`` to serve the operator's /metrics on (default: none;
+  ``tollgate run`` serves them on 0.0.0.0:8081).
 - TOLLGATE_CROSS_NAMESPACE_QUERIES: ``true`` lets custom queries select series of other
   namespaces (default: false; docs/security.md).
 """
@@ -31,6 +33,7 @@ class Settings:
     allowed_webhook_hosts: tuple[str, ...] = ()
     cross_namespace_queries: bool = False
     watch_timeout: int = 60  # the API server takes whole seconds (timeoutSeconds)
+    metrics_address: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -45,6 +48,7 @@ class Settings:
             cross_namespace_queries=os.environ.get("TOLLGATE_CROSS_NAMESPACE_QUERIES", "").lower()
             in ("1", "true", "yes"),
             watch_timeout=max(1, int(os.environ.get("TOLLGATE_WATCH_TIMEOUT", cls.watch_timeout))),
+            metrics_address=os.environ.get("TOLLGATE_METRICS_ADDRESS", "").strip(),
         )
 
 

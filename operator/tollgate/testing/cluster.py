@@ -121,6 +121,24 @@ def install_tollgate(access: ClusterAccess) -> None:
             raise ClusterError(f"kubectl {' '.join(args[:2])}: {done.stderr.strip()}")
 
 
+# the Prometheus operator's CRDs (ServiceMonitor), read from its pinned module like the Gateway
+# API's; not built, only downloaded into the module cache
+PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+
+
+def prometheus_operator_crd(name: str) -> Path:
+    """The pinned Prometheus operator's CRD file ``name`` (monitoring.coreos.com_<plural>)."""
+    if shutil.which("go") is None:
+        raise ToolsNotBuiltError("go is not on PATH: the Prometheus operator's CRDs come from it")
+    done = subprocess.run(
+        ["go", "mod", "download", "-json", PROMETHEUS_OPERATOR],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ToolsNotBuiltError(f"{PROMETHEUS_OPERATOR}: {done.stdout[-300:]}{done.stderr[-300:]}")
+    return Path(json.loads(done.stdout)["Dir"]) / "example" / "prometheus-operator-crd" / name
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:

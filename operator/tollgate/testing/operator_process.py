@@ -26,6 +26,7 @@ class OperatorProcess:
         self.namespace = namespace
         self.env = env or {}
         self.peering = peering
+        self.metrics_port = free_port()  # served by ``tollgate run`` (with ``peering``)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -35,7 +36,8 @@ class OperatorProcess:
         if self.peering is not None:
             return [sys.executable, "-m", "tollgate.cli.main", "run", "--namespace",
                     self.namespace, "--peering", self.peering,
-                    f"--probes=127.0.0.1:{free_port()}"]  # fmt: skip
+                    f"--probes=127.0.0.1:{free_port()}",
+                    f"--metrics=127.0.0.1:{self.metrics_port}"]  # fmt: skip
         return [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace",
                 self.namespace, "-m", "tollgate.runtime.handlers"]  # fmt: skip
 
