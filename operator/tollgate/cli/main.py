@@ -20,7 +20,7 @@ from tollgate.api.canary import CanarySpec
 from tollgate.api.crds import generated_files
 from tollgate.api.promptrelease import PromptReleaseSpec
 from tollgate.api.validation import SpecProblem, parse
-from tollgate.cli import analyze
+from tollgate.cli import analyze, plugin
 from tollgate.cli.manifests import ManifestError, load_documents
 from tollgate.engine.evidence import resolutions
 
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
+    plugin.add_commands(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser
