@@ -3,7 +3,7 @@
 Real Deployments become ready through the controller-manager, the scheduler and kwok's nodes;
 the HTTPRoute is validated by the Gateway API CRDs; deletion goes through the API server's
 finalizers and garbage collector. The rollouts skip analysis (their subject is the control
-loop, not the metrics) and use a 2-second interval.
+loop, not the metrics) and use a 1-second interval.
 """
 
 import asyncio

@@ -28,7 +28,7 @@ ON_A_CLUSTER = [
 ]
 FAST = {
     "skipAnalysis": True,
-    "analysis": {"interval": "2s", "stepWeight": 10, "maxWeight": 50, "progressDeadline": "1m"},
+    "analysis": {"interval": "1s", "stepWeight": 10, "maxWeight": 50, "progressDeadline": "1m"},
 }
 PROMOTED_WEIGHTS = [10, 20, 30, 40, 50, 0]  # FAST's plan, then promotion
 # a minute between ticks: anything put right sooner was woken by a watch

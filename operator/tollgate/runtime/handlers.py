@@ -234,7 +234,7 @@ async def _loop(
     A failed reconcile is reported and bounded (runtime/failures.py), then tried again.
     """
     wiring = _wiring(memo)
-    telemetry: Telemetry = memo[MEMO_TELEMETRY]
+    telemetry: Telemetry = memo.get(MEMO_TELEMETRY) or Telemetry()
     wake: dict[str, asyncio.Event] = memo[MEMO_WAKE]
     uid = body.metadata.uid or ""
     namespace, name = body.metadata.namespace or "", body.metadata.name or ""
