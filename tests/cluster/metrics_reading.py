@@ -16,7 +16,7 @@ from tollgate.testing.prometheus import PrometheusServer
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
     with PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom") as server:
-        yield server.start()
+        yield server
 
 
 def query(prometheus: PrometheusServer, promql: str) -> list[dict[str, Any]]:

@@ -44,8 +44,6 @@ async def live_canary(
     stable = WorkloadExporter(ns, pod_name("app-primary", 1), Profile()).start()
     canary = WorkloadExporter(ns, pod_name("app", 2), Profile()).start()
     prometheus = PrometheusServer(scrape_interval="1s", workdir=tmp_path / "prom")
-    prometheus.set_targets([stable.target, canary.target])
-    prometheus.start()
     api = ClusterApi(cluster)
     api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     operator = OperatorProcess(
@@ -54,6 +52,9 @@ async def live_canary(
         namespace=ns,
         env={"TOLLGATE_PROMETHEUS_URL": prometheus.url},
     )
+    itself = (f"127.0.0.1:{operator.metrics_port}", {"job": "tollgate"})  # its own /metrics
+    prometheus.set_targets([stable.target, canary.target, itself])
+    prometheus.start()
     try:
         api.create(DEPLOYMENTS, scenario.deployment("app", "app:1", namespace=ns))
         api.create(ROUTES, scenario.http_route("app", namespace=ns))

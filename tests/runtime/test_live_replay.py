@@ -9,12 +9,15 @@ interval here) of the live decision.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.chart.test_dashboard import expressions
 from tests.runtime.live import Live, live_canary, until
 from tollgate.api.status import HistoryEntry, Phase, RolloutStatus
 from tollgate.cli.replay import ReplayOutcome, ReplayResult, replay, target_from_document
@@ -83,3 +86,11 @@ async def test_a_replay_of_live_history_reaches_the_live_verdicts(live: Live) ->
 
     assert_same(await replay_of(live, *good), good[1])
     assert_same(await replay_of(live, *bad), bad[1])
+    # the same Prometheus scraped the operator: every query of the chart's dashboard has data
+    # over the last ten minutes, asked as Grafana asks (a range query)
+    now = time.time()
+    for title, expr in expressions(live.namespace, "app"):
+        asked: dict[str, str | float] = {"query": expr, "start": now - 600, "end": now, "step": 5}
+        answer = httpx.get(f"{live.prometheus.url}/api/v1/query_range", params=asked).json()
+        assert answer["status"] == "success", (title, answer)
+        assert answer["data"]["result"], f"{title}: no data for {expr}"

@@ -3,11 +3,12 @@ go with it, served over real HTTP, and named as promtool's linter wants."""
 
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tollgate.api.status import Phase, RolloutStatus
+from tollgate.api.status import CheckStatus, Phase, RolloutStatus, Verdict
 from tollgate.runtime.telemetry import Telemetry
 from tollgate.testing.cluster import free_port
 
@@ -73,3 +74,22 @@ async def test_a_port_taken_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFi
     finally:
         await first.aclose()
         await second.aclose()
+
+
+def test_checks_canary_against_stable_and_the_time_to_a_rollback() -> None:
+    telemetry = Telemetry()
+    started = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+    latency = CheckStatus(name="latency", verdict=Verdict.FAIL, canary_value=0.6, stable_value=0.3)
+    before = RolloutStatus(phase=Phase.PROGRESSING, rollout_started_at=started)
+    after = RolloutStatus(phase=Phase.ROLLING_BACK, rollout_started_at=started, checks=[latency])
+    telemetry.observe("Canary", "shop", "cart", after)
+    values = {dict(k)["version"]: v for k, v in series(telemetry, "tollgate_check_value").items()}
+    assert values == {"canary": 0.6, "stable": 0.3}
+    verdicts = series(telemetry, "tollgate_check_verdict")
+    assert [dict(k)["verdict"] for k, v in verdicts.items() if v] == ["Fail"]
+    telemetry.ended("Canary", after, before, started + timedelta(seconds=42))
+    telemetry.ended("Canary", after, after, started + timedelta(seconds=50))  # not again
+    sums = series(telemetry, "tollgate_time_to_rollback_seconds_sum")
+    assert sums[(("kind", "Canary"),)] == 42
+    telemetry.observe("Canary", "shop", "cart", RolloutStatus(phase=Phase.ROLLED_BACK))
+    assert not series(telemetry, "tollgate_check_value")  # a check no longer reported goes

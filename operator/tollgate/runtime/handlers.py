@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -297,11 +298,13 @@ def record(
     meta = fresh.get("metadata") or {}
     telemetry.reconciles.labels(kind).observe(took)
     decision = outcome.decision
+    before, _dropped = read_status(fresh.get("status"))
     if decision is not None and outcome.status_written:
         status = decision.status
         telemetry.decisions.labels(kind, decision.reason).inc()
+        telemetry.ended(kind, status, before, datetime.now(UTC))
     else:
-        status, _dropped = read_status(fresh.get("status"))
+        status = before
     telemetry.observe(kind, meta.get("namespace") or "", meta.get("name") or "", status)
 
 

@@ -26,7 +26,7 @@ class OperatorProcess:
         self.namespace = namespace
         self.env = env or {}
         self.peering = peering
-        self.metrics_port = free_port()  # served by ``tollgate run`` (with ``peering``)
+        self.metrics_port = free_port()  # the operator's /metrics
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -42,7 +42,8 @@ class OperatorProcess:
                 self.namespace, "-m", "tollgate.runtime.handlers"]  # fmt: skip
 
     def start(self) -> "OperatorProcess":
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
+        metrics = {"TOLLGATE_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **metrics, **self.env}
         command = self.command()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
