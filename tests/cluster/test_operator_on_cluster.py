@@ -77,6 +77,8 @@ async def test_a_release_is_promoted_on_real_deployments_quietly_and_no_spec_cop
     world.operator.stop()
     lines = (tmp_path / "operator.log").read_text().splitlines()
     assert not [line for line in lines if "HTTP Request:" in line]
+    decisions = [line for line in lines if "Canary " in line and "tollgate" in line]
+    assert any("Succeeded at 0% (step 5/5), Promoted" in line for line in decisions), decisions
     assert not [line for line in lines if "wake_on_workload" in line and "succeeded" in line]
     assert not [line for line in lines if "wake_on_change" in line and "succeeded" in line]
 

@@ -303,6 +303,12 @@ def record(
         status = decision.status
         telemetry.decisions.labels(kind, decision.reason).inc()
         telemetry.ended(kind, status, before, datetime.now(UTC))
+        moved = (before.phase, before.current_step, before.reason)
+        if (status.phase, status.current_step, status.reason) != moved:  # a decision, not a tick
+            log.info("%s %s/%s: %s at %d%% (step %d/%d), %s: %s", kind, meta.get("namespace"),
+                     meta.get("name"), status.phase or "Pending", status.canary_weight,
+                     status.current_step,
+                     status.total_steps, status.reason, status.message)  # fmt: skip
     else:
         status = before
     telemetry.observe(kind, meta.get("namespace") or "", meta.get("name") or "", status)
