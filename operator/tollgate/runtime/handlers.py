@@ -242,6 +242,7 @@ async def _loop(
     event = wake.setdefault(uid, asyncio.Event())
     streak = Streak()
     conflicts = 0
+    observed = False  # this object's series set at least once
     fresh: dict[str, Any] = dict(body)
     try:
         while not stopped:
@@ -252,7 +253,9 @@ async def _loop(
                 on_tick(fresh)
                 began = time.monotonic()
                 outcome = await reconcile(fresh, wiring)
-                record(telemetry, resource.kind, fresh, outcome, time.monotonic() - began)
+                took = time.monotonic() - began
+                record(telemetry, resource.kind, fresh, outcome, took, first=not observed)
+                observed = True
                 delay = outcome.requeue_after
                 streak.reset()
                 conflicts = conflicts + 1 if delay == CONFLICT_RETRY else 0
@@ -292,26 +295,38 @@ async def _loop(
 
 
 def record(
-    telemetry: Telemetry, kind: str, fresh: dict[str, Any], outcome: Outcome, took: float
+    telemetry: Telemetry,
+    kind: str,
+    fresh: dict[str, Any],
+    outcome: Outcome,
+    took: float,
+    first: bool = False,
 ) -> None:
-    """The metrics of one reconcile: the status it recorded, else the one it read."""
-    meta = fresh.get("metadata") or {}
+    """The metrics (and the log line) of one reconcile: the status it recorded; on the first
+    tick of an object the one it read. A tick that wrote nothing changes no series, so its
+    status is not parsed a second time."""
     telemetry.reconciles.labels(kind).observe(took)
     decision = outcome.decision
+    written = decision is not None and outcome.status_written
+    if not (written or first):
+        return
+    meta = fresh.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     before, _dropped = read_status(fresh.get("status"))
-    if decision is not None and outcome.status_written:
-        status = decision.status
+    status = decision.status if decision is not None and written else before
+    telemetry.observe(kind, namespace, name, status)
+    if decision is None or not written:
+        return
+    telemetry.ended(kind, status, before, datetime.now(UTC))
+    if (status.phase, status.current_step, status.reason) != (
+        before.phase,
+        before.current_step,
+        before.reason,
+    ):  # a decision, not a status refresh (counts, evidence) at the same step
         telemetry.decisions.labels(kind, decision.reason).inc()
-        telemetry.ended(kind, status, before, datetime.now(UTC))
-        moved = (before.phase, before.current_step, before.reason)
-        if (status.phase, status.current_step, status.reason) != moved:  # a decision, not a tick
-            log.info("%s %s/%s: %s at %d%% (step %d/%d), %s: %s", kind, meta.get("namespace"),
-                     meta.get("name"), status.phase or "Pending", status.canary_weight,
-                     status.current_step,
-                     status.total_steps, status.reason, status.message)  # fmt: skip
-    else:
-        status = before
-    telemetry.observe(kind, meta.get("namespace") or "", meta.get("name") or "", status)
+        log.info("%s %s/%s: %s at %d%% (step %d/%d), %s: %s", kind, namespace, name,
+                 status.phase or "Pending", status.canary_weight, status.current_step,
+                 status.total_steps, status.reason, status.message)  # fmt: skip
 
 
 @kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10.0)

@@ -50,7 +50,7 @@ class Telemetry:
         )
         self.decisions = Counter(
             "tollgate_decisions",
-            "Status changes recorded, by the reason of the decision.",
+            "Decisions recorded (a new phase, step or reason), by reason.",
             ["kind", "reason"],
             registry=self.registry,
         )
